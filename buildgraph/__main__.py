@@ -1,0 +1,5 @@
+import sys
+
+from buildgraph.cli import main
+
+sys.exit(main())

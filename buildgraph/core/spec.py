@@ -1,0 +1,141 @@
+"""The declared build graph: what a Buildfile.toml says, validated and interpolated.
+
+Pure data. `core.parse` produces a `Spec`; everything downstream (graph, keys, plan,
+engine, executors) reads it and never mutates it.
+
+Vocabulary: a *stage* is declared here; kind **image** (has `from`) or kind **run**
+(has `command`). Paths are POSIX, relative to the project root, never absolute and
+never escaping it; a directory path is written with a trailing "/" only in the
+Buildfile, here it is normalised away (`Output.is_dir` says what was declared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+ParamValue = Union[bool, int, float, str]
+ExecutorName = Literal["auto", "local", "docker"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed run parameter from `[params]`; `--param name=value` overrides `value`."""
+
+    name: str
+    value: ParamValue
+    type: Literal["bool", "int", "float", "str"]
+    choices: tuple[ParamValue, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class DebianBase:
+    """`from = { debian = "bookworm", packages = [...] }`: a base image built offline."""
+
+    suite: str
+    packages: tuple[str, ...] = ()
+    mirror: str = ""  # empty = the host's configured Debian mirror
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """`from = "pytorch/pytorch:2.5.1-…"`: an image from a registry, pinned by digest."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
+class StageRef:
+    """`from = "deps"` where `deps` is an image stage of this Buildfile."""
+
+    stage: str
+
+
+Base = Union[ImageRef, StageRef, DebianBase]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One `copy` entry: sources (files, dirs, globs, project-relative) → `dest` in the image."""
+
+    sources: tuple[str, ...]
+    dest: str
+    chown: str = ""
+
+
+@dataclass(frozen=True)
+class ImageStage:
+    name: str
+    base: Base
+    env: tuple[tuple[str, str], ...] = ()  # ordered as declared
+    run: tuple[str, ...] = ()
+    copy: tuple[Copy, ...] = ()
+    ignore: str = ""  # project-relative ignore file (.dockerignore syntax) for `copy`
+    workdir: str = ""
+    user: str = ""
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    args_used: tuple[str, ...] = ()  # names of [args] this stage referenced (for its key)
+    secrets: tuple[str, ...] = ()
+    kind: Literal["image"] = "image"
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str  # normalised, no trailing slash
+    is_dir: bool = False  # declared with a trailing "/"
+
+
+@dataclass(frozen=True)
+class RunStage:
+    name: str
+    command: str  # interpolated; run with `sh -c` in the stage's working directory
+    image: str = ""  # an image stage name; "" = run on the host
+    inputs: tuple[str, ...] = ()  # normalised project paths (files or dirs)
+    outputs: tuple[Output, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    params_used: tuple[str, ...] = ()  # names of [params] the stage referenced
+    args_used: tuple[str, ...] = ()
+    gpus: Union[None, str, int, tuple[int, ...]] = None  # None | "all" | N | (ids…)
+    network: bool = False
+    timeout: float = 0.0  # seconds; 0 = none
+    metrics: str = ""  # one of `outputs` (a JSON file of numbers)
+    shm_size: str = ""  # e.g. "2g" (containers only)
+    secrets: tuple[str, ...] = ()
+    kind: Literal["run"] = "run"
+
+    @property
+    def gpu_count(self) -> int | None:
+        """GPUs this stage holds while running; None means all of them."""
+        if self.gpus is None or self.gpus == 0:
+            return 0
+        if self.gpus == "all":
+            return None
+        if isinstance(self.gpus, int):
+            return self.gpus
+        return len(self.gpus)  # type: ignore[arg-type]
+
+
+Stage = Union[ImageStage, RunStage]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole, valid Buildfile after interpolation of args and params."""
+
+    name: str
+    executor: ExecutorName = "auto"
+    args: tuple[tuple[str, str], ...] = ()
+    params: tuple[Param, ...] = ()
+    stages: dict[str, Stage] = field(default_factory=dict)  # declaration order
+
+    def image_stages(self) -> list[ImageStage]:
+        return [s for s in self.stages.values() if isinstance(s, ImageStage)]
+
+    def run_stages(self) -> list[RunStage]:
+        return [s for s in self.stages.values() if isinstance(s, RunStage)]
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)

@@ -1,0 +1,72 @@
+"""The executor interface: `Executor.run(job) -> Result`, nothing more.
+
+Executors know only jobs; they never import `buildgraph.core`. A job is fully
+resolved by the engine: absolute paths, interpolated command, environment.
+
+Layout contract shared by every executor: the command runs with its working
+directory holding the job's inputs at their project-relative paths (read-only
+where the executor can enforce it) and writes its outputs at their
+project-relative paths there. After `run` returns, the engine reads the outputs
+from `Result.output_root`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Protocol, Union
+
+LineSink = Callable[[str], None]  # receives each line of output (no trailing newline)
+
+
+@dataclass(frozen=True)
+class Job:
+    stage: str
+    run_id: str  # unique per `bg run` invocation; labels containers, names scratch dirs
+    command: str  # run with `sh -c`
+    inputs: tuple[tuple[str, Path], ...]  # (project-relative path, absolute source path)
+    outputs: tuple[str, ...]  # project-relative output paths the command must create
+    scratch: Path  # an empty directory the executor may use (engine removes it)
+    log_path: Path  # the executor writes the combined stdout/stderr here
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float = 0.0  # seconds, 0 = none
+    image: str = ""  # docker image reference/id ("" for local)
+    gpus: Union[None, str, int, tuple[int, ...]] = None
+    network: bool = False
+    shm_size: str = ""
+    secrets: tuple[tuple[str, Path], ...] = ()  # (name, file holding the value)
+    workdir: str = "/work"  # container-side project root (docker only)
+
+
+@dataclass
+class Result:
+    exit_status: int  # 0 ok; the command's status; -N killed by signal N
+    output_root: Path  # directory holding the outputs at their relative paths
+    duration: float  # seconds
+    log_path: Path
+    error: str = ""  # executor-level failure (timeout, undeclared input, missing output …)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.error and not self.interrupted
+
+
+@dataclass
+class Cancel:
+    """Set by the engine on Ctrl-C; executors poll it and kill what they started."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def set(self) -> None:
+        self.event.set()
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, job: Job, on_line: Optional[LineSink] = None, cancel: Optional[Cancel] = None) -> Result: ...
