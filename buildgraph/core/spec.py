@@ -79,6 +79,7 @@ class ImageStage:
     labels: tuple[tuple[str, str], ...] = ()
     args_used: tuple[str, ...] = ()  # names of [args] this stage referenced (for its key)
     secrets: tuple[str, ...] = ()
+    description: str = ""
     kind: Literal["image"] = "image"
 
 
@@ -104,6 +105,7 @@ class RunStage:
     metrics: str = ""  # one of `outputs` (a JSON file of numbers)
     shm_size: str = ""  # e.g. "2g" (containers only)
     secrets: tuple[str, ...] = ()
+    description: str = ""
     kind: Literal["run"] = "run"
 
     @property
@@ -127,6 +129,8 @@ class Spec:
 
     name: str
     executor: ExecutorName = "auto"
+    link: Literal["auto", "hardlink", "copy"] = "auto"
+    keep_runs: int = 5  # `bg gc` keeps the artefacts of the lock and of the last N runs
     args: tuple[tuple[str, str], ...] = ()
     params: tuple[Param, ...] = ()
     stages: dict[str, Stage] = field(default_factory=dict)  # declaration order

@@ -13,9 +13,10 @@ from `Result.output_root`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Union
+from typing import Protocol
 
 LineSink = Callable[[str], None]  # receives each line of output (no trailing newline)
 
@@ -32,7 +33,7 @@ class Job:
     env: tuple[tuple[str, str], ...] = ()
     timeout: float = 0.0  # seconds, 0 = none
     image: str = ""  # docker image reference/id ("" for local)
-    gpus: Union[None, str, int, tuple[int, ...]] = None
+    gpus: None | str | int | tuple[int, ...] = None
     network: bool = False
     shm_size: str = ""
     secrets: tuple[tuple[str, Path], ...] = ()  # (name, file holding the value)
@@ -69,4 +70,4 @@ class Cancel:
 class Executor(Protocol):
     name: str
 
-    def run(self, job: Job, on_line: Optional[LineSink] = None, cancel: Optional[Cancel] = None) -> Result: ...
+    def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result: ...

@@ -1,0 +1,123 @@
+"""`bg` command line: the composition root. Parses arguments, hands off to one command.
+
+Each command lives in `buildgraph.commands.<name>` with `add_parser(sub, common)` and
+`run(ns) -> int`, imported only when chosen (start-up speed: `bg status` must not pay
+for rich, docker or sqlite-heavy imports it does not use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from buildgraph import __version__
+from buildgraph.errors import BgError, BuildfileError
+
+# command name → (module, one-line help). Order is the order `bg --help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run_cmd", "run stages (a target runs with everything it needs; none = all)"),
+    "status": ("status_cmd", "what `bg run` would do, and why"),
+    "explain": ("explain_cmd", "why one stage would run: old and new keys, digests, values"),
+    "graph": ("graph_cmd", "show the stage graph (text, dot, mermaid, json)"),
+    "metrics": ("metrics_cmd", "show the metrics stages wrote"),
+    "gc": ("gc_cmd", "delete cached artefacts nothing references"),
+    "clean": ("clean_cmd", "remove stage outputs from the workspace"),
+    "schema": ("schema_cmd", "print the JSON Schema of Buildfile.toml"),
+    "dockerfile": ("dockerfile", "print an equivalent standalone Dockerfile for an image stage"),
+    "import": ("import_dockerfile", "convert a Dockerfile into a Buildfile.toml"),
+    "init": ("init", "scaffold a Buildfile.toml for this project"),
+    "lint": ("lint", "warn about image-stage practices, each with a fix"),
+    "shell": ("shell", "open an interactive shell in a stage's image"),
+}
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the command name (`bg -C d run` and `bg run -C d`)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("-C", "--directory", metavar="DIR", help="run as if bg was started in DIR")
+    common.add_argument("-f", "--file", metavar="FILE", help="the Buildfile (default: Buildfile.toml)")
+    common.add_argument("--param", action="append", metavar="K=V", help="override a param (repeatable)")
+    common.add_argument("--arg", action="append", metavar="K=V", help="override a build arg (repeatable)")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    common.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
+    parser = argparse.ArgumentParser(
+        prog="bg",
+        description="buildgraph: a declarative, content-keyed build graph for ML work in Docker images.",
+        parents=[common],
+        epilog="exit status: 0 ok, 1 a stage failed, 2 invalid Buildfile or command line, "
+        "3 environment problem, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"bg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        add = _command_module(module).add_parser
+        add(sub, common, name, help_text)
+    return parser
+
+
+def _command_module(module: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"buildgraph.commands.{module}")
+
+
+def _defaults(ns: argparse.Namespace) -> argparse.Namespace:
+    for name, value in (
+        ("directory", "."),
+        ("file", "Buildfile.toml"),
+        ("param", []),
+        ("arg", []),
+        ("quiet", False),
+        ("debug", False),
+    ):
+        if not hasattr(ns, name):
+            setattr(ns, name, value)
+    return ns
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("BG_DEBUG"))
+    try:
+        parser = build_parser()
+        ns = _defaults(parser.parse_args(argv))
+        if not ns.command:
+            parser.print_help(sys.stderr)
+            return 2
+        module = COMMANDS[ns.command][0]
+        return int(_command_module(module).run(ns) or 0)
+    except BuildfileError as exc:
+        for problem in exc.problems:
+            _say("error", problem.render())
+            if problem.hint:
+                _say("hint", problem.hint)
+        return exc.exit_status
+    except BgError as exc:
+        _say("error", exc.message)
+        if exc.hint:
+            _say("hint", exc.hint)
+        if debug:
+            raise
+        return exc.exit_status
+    except KeyboardInterrupt:
+        _say("error", "interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line unless asked for the traceback
+        if debug:
+            raise
+        _say("error", f"internal error: {exc!r}")
+        _say("hint", "rerun with --debug for the traceback, and please report it")
+        return 70
+
+
+def _say(level: str, text: str) -> None:
+    sys.stderr.write(f"bg: {level}: {text}\n")
+    sys.stderr.flush()

@@ -1,0 +1,47 @@
+"""`bg gc`: delete cached artefacts that neither the lock nor the last N runs reference."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from buildgraph.commands._common import add, load_project
+
+
+def add_parser(
+    sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str, help_text: str
+) -> None:
+    p = add(sub, common, name, help_text)
+    p.add_argument(
+        "--keep-runs",
+        type=int,
+        metavar="N",
+        help="also keep what the last N runs used (default: [project] keep_runs)",
+    )
+
+
+def run(ns: argparse.Namespace) -> int:
+    from buildgraph.commands.session import Session
+    from buildgraph.lockfile import Lock
+
+    project = load_project(ns)
+    keep_runs = project.spec.keep_runs if ns.keep_runs is None else ns.keep_runs  # type: ignore[attr-defined]
+    with Session(project, ns) as session:
+        ws = session.ws
+        lock = Lock.load(ws.lock_path)
+        keep = {entry["key"] for entry in lock.stages.values() if "key" in entry}
+        keep |= ws.recent_run_keys(keep_runs)
+        report = ws.cache.gc(keep)
+    sys.stdout.write(
+        f"removed {report.manifests_removed} run(s) and {report.objects_removed} object(s), "
+        f"freed {_size(report.bytes_freed)}; kept {len(keep)} run(s)\n"
+    )
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"

@@ -1,0 +1,56 @@
+"""`bg run [TARGET…]`: bring the targets up to date, running only what changed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from buildgraph.commands._common import add, check_targets, load_project
+
+
+def add_parser(
+    sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str, help_text: str
+) -> None:
+    p = add(sub, common, name, help_text)
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="stages to bring up to date (default: all)")
+    p.add_argument(
+        "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="steps run at once (default: cores)"
+    )
+    p.add_argument(
+        "-k", "--keep-going", action="store_true", help="after a failure, run every independent stage"
+    )
+    p.add_argument(
+        "--force", action="append", default=[], metavar="STAGE", help="run STAGE even if up to date"
+    )
+    p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
+    p.add_argument("--executor", choices=["auto", "local", "docker"], help="where run stages execute")
+    p.add_argument("--json", action="store_true", help="emit one JSON event per line")
+
+
+def run(ns: argparse.Namespace) -> int:
+    from buildgraph.commands.session import Session
+    from buildgraph.errors import StageFailed, UsageError
+
+    project = load_project(ns)
+    targets = check_targets(project, ns.targets)
+    check_targets(project, ns.force)
+    if ns.jobs < 1:
+        raise UsageError(f"-j {ns.jobs}: expected at least 1")
+    if ns.dry_run:
+        from buildgraph.commands.status_cmd import show
+
+        with Session(project, ns, shared=True) as session:
+            return show(session.engine().status(targets), ns.json)
+    with Session(project, ns) as session:
+        summary = session.engine().run(targets)
+        session.reporter.summary(summary.counts(), summary.duration)
+        session.show_metrics(summary)
+    if summary.failed:
+        first = summary.outcomes[summary.failed[0]]
+        more = f" (and {len(summary.failed) - 1} more)" if len(summary.failed) > 1 else ""
+        log = f" — log: {first.log_path}" if first.log_path else ""
+        raise StageFailed(
+            f"stage '{first.stage}' failed{more}: {first.error}{log}",
+            hint="fix it and run `bg run` again; completed stages are kept",
+        )
+    return 0

@@ -1,0 +1,257 @@
+"""Run a job on the host: `sh -c COMMAND` in a scratch directory holding only its inputs.
+
+The command
+  * runs through POSIX `sh -c` (not bash: portable, and what docker's shell form uses),
+    with cwd = `<scratch>/work`, which holds the declared inputs (see `workdir.py`) and the
+    parent directories of the declared outputs — not the outputs themselves;
+  * inherits the host environment (users expect their venv's `python`, `HOME`, `LANG`),
+    then `PYTHONUNBUFFERED=1` (so Python progress shows live), then `Job.env`, then
+    `BG_STAGE` (the stage name) and `BG_RUN_ID`, which a stage cannot override. There is
+    no `BG_OUTPUTS`: the command line already names its outputs;
+  * reads stdin from /dev/null and writes stdout and stderr, merged, to `Job.log_path`
+    (the exact bytes) and, split into lines, to `on_line`; a carriage return also ends a
+    line there, so a tqdm bar updates live instead of arriving in one piece at the end;
+  * runs in its own session and process group. A timeout or `Cancel` sends SIGTERM to the
+    group, then SIGKILL after `kill_grace` seconds. Whatever is left of the group when the
+    command exits (a forgotten `server &`) is SIGKILLed: a stage leaves no orphans.
+
+Command failures come back in the `Result`, never as exceptions; only misuse (a scratch
+directory already holding `work/`, an input path escaping the project) raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from buildgraph.executors.base import Cancel, Job, LineSink, Result
+from buildgraph.executors.workdir import (
+    LINK_MODES,
+    NOT_STARTED,
+    LinkMode,
+    StagingError,
+    modified_inputs_problem,
+    output_problems,
+    stage_inputs,
+    work_dir,
+)
+
+_MAX_LINE = 64 * 1024  # a longer run of bytes without a newline is passed on in pieces
+_DRAIN_GRACE = 2.0  # seconds to wait for EOF from a process that escaped the group
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, link: str = "auto", *, kill_grace: float = 5.0, poll_interval: float = 0.05) -> None:
+        if link not in LINK_MODES:
+            raise ValueError(f"link must be one of {', '.join(LINK_MODES)}, not {link!r}")
+        self.link: LinkMode = link  # type: ignore[assignment]
+        self.kill_grace = kill_grace
+        self.poll_interval = poll_interval
+
+    def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
+        started = time.monotonic()
+        workdir = work_dir(job.scratch)
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if cancel is not None and cancel.is_set():  # Ctrl-C came while this job was queued
+            job.log_path.write_bytes(b"")
+            return Result(NOT_STARTED, workdir, 0.0, job.log_path, interrupted=True)
+        try:
+            snapshot = stage_inputs(workdir, job.inputs, job.outputs, self.link)
+        except StagingError as exc:
+            job.log_path.write_bytes(b"")
+            return Result(NOT_STARTED, workdir, time.monotonic() - started, job.log_path, error=str(exc))
+        with open(job.log_path, "wb") as log:
+            outcome = _Supervisor(self, job, log, on_line or _ignore, cancel).run(workdir)
+        problems = [modified_inputs_problem(snapshot), outcome.error]
+        if outcome.exit_status == 0 and not outcome.error and not outcome.interrupted:
+            problems.append(output_problems(workdir, job.outputs))
+        return Result(
+            exit_status=outcome.exit_status,
+            output_root=workdir,
+            duration=time.monotonic() - started,
+            log_path=job.log_path,
+            error="; ".join(p for p in problems if p),
+            interrupted=outcome.interrupted,
+        )
+
+
+def job_environment(job: Job, host: Mapping[str, str] = os.environ) -> dict[str, str]:
+    env = dict(host)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(job.env)
+    env.update(BG_STAGE=job.stage, BG_RUN_ID=job.run_id)
+    return env
+
+
+def _ignore(line: str) -> None:
+    pass
+
+
+@dataclass
+class _Outcome:
+    exit_status: int
+    error: str = ""
+    interrupted: bool = False
+
+
+class _Supervisor:
+    """One command's life: start, pump output, enforce timeout/cancel, reap the whole group.
+
+    A single thread multiplexes the output pipe and the process state with `select`, so
+    log writes and `on_line` calls are never concurrent. The leader is observed with
+    `waitid(WNOWAIT)` and reaped only after its group is killed: until then its pid (the
+    group id) cannot be reused, so `killpg` can never hit an unrelated process.
+    """
+
+    def __init__(
+        self, executor: LocalExecutor, job: Job, log: BinaryIO, on_line: LineSink, cancel: Cancel | None
+    ) -> None:
+        self.job, self.log, self.cancel = job, log, cancel
+        self.grace, self.poll = executor.kill_grace, executor.poll_interval
+        self.lines = _LineSplitter(on_line)
+        self.fd: int | None = None  # read end of the output pipe; None once closed
+
+    def run(self, workdir: Path) -> _Outcome:
+        try:
+            proc = self._start(workdir)
+        except OSError as exc:  # no `sh` on PATH, cwd vanished …
+            return _Outcome(NOT_STARTED, error=f"could not start the command: {exc.strerror or exc}")
+        try:
+            outcome = self._supervise(proc)
+        finally:  # also on KeyboardInterrupt or a raising on_line: leave nothing running
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self._drain()
+        outcome.exit_status = proc.returncode
+        return outcome
+
+    def _start(self, workdir: Path) -> subprocess.Popen[bytes]:
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                ["sh", "-c", self.job.command],
+                cwd=workdir,
+                env=job_environment(self.job),
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)  # the child holds its own copy; EOF comes when the group is gone
+        self.fd = read_fd
+        return proc
+
+    def _supervise(self, proc: subprocess.Popen[bytes]) -> _Outcome:
+        """Pump output until the leader exits; on timeout/cancel, TERM then KILL the group."""
+        started = time.monotonic()
+        deadline = started + self.job.timeout if self.job.timeout > 0 else math.inf
+        outcome, kill_at = _Outcome(0), math.inf
+        while not _has_exited(proc.pid):
+            self._pump(self.poll)
+            now = time.monotonic()
+            if kill_at == math.inf and (stop := self._stop_reason(now, deadline)):
+                outcome.error, outcome.interrupted = stop
+                _signal_group(proc.pid, signal.SIGTERM)
+                kill_at = now + self.grace
+            elif now >= kill_at:
+                _signal_group(proc.pid, signal.SIGKILL)
+        return outcome
+
+    def _stop_reason(self, now: float, deadline: float) -> tuple[str, bool] | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return "", True
+        if now >= deadline:
+            return f"timed out after {self.job.timeout:g}s", False
+        return None
+
+    def _pump(self, timeout: float) -> None:
+        """Pass on what output is available, waiting for some up to `timeout` seconds."""
+        if self.fd is None:  # output closed, process still running: just wait
+            if self.cancel is not None:
+                self.cancel.event.wait(timeout)
+            else:
+                time.sleep(timeout)
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self._close_output()
+            return
+        self.log.write(chunk)
+        self.log.flush()  # a killed `bg` still leaves the whole log behind
+        self.lines.feed(chunk)
+
+    def _drain(self) -> None:
+        """Read the remaining output; give up on a process that escaped the group and holds the pipe."""
+        give_up = time.monotonic() + _DRAIN_GRACE
+        while self.fd is not None and time.monotonic() < give_up:
+            self._pump(0.05)
+        self._close_output()
+
+    def _close_output(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            self.lines.close()
+
+
+def _has_exited(pid: int) -> bool:
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_pid == pid
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already empty
+        os.killpg(pgid, sig)
+
+
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+
+
+class _LineSplitter:
+    """Bytes in, lines out: splits on \\n, \\r\\n and \\r; decodes UTF-8 leniently."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self.sink = sink
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data, held = self.pending + chunk, b""
+        if data.endswith(b"\r"):  # maybe the first half of \r\n: decide with the next chunk
+            data, held = data[:-1], b"\r"
+        start = 0
+        for match in _LINE_END.finditer(data):
+            self._emit(data[start : match.start()], ended_by_cr=match.group() == b"\r")
+            start = match.end()
+        self.pending = data[start:] + held
+        while len(self.pending) >= _MAX_LINE:  # binary junk or a huge line: bound the memory
+            self._emit(self.pending[:_MAX_LINE], ended_by_cr=True)
+            self.pending = self.pending[_MAX_LINE:]
+
+    def close(self) -> None:
+        self._emit(self.pending, ended_by_cr=True)
+        self.pending = b""
+
+    def _emit(self, raw: bytes, ended_by_cr: bool) -> None:
+        raw = raw.removesuffix(b"\r")
+        if ended_by_cr and not raw:
+            return  # a bare carriage return (or nothing) is not a line
+        self.sink(raw.decode("utf-8", errors="replace"))

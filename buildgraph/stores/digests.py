@@ -1,0 +1,397 @@
+"""Digests of workspace paths, through a stat cache so that unchanged files are never re-read.
+
+Digest scheme (one implementation, shared with `stores.cache`):
+
+    file  sha256 of its bytes
+    link  sha256 of its target string (symlinks are never followed inside a tree)
+    dir   sha256 of the canonical listing, one line per regular file or symlink below it,
+          "{mode:o} {digest} {relpath}\\n", sorted by relpath (POSIX, compared as bytes);
+          mode is 644, 755 (any exec bit set) or 120000 (symlink)
+
+Empty directories are not part of a tree (as in git and DVC): a tree is its files, so a tool
+leaving an empty folder behind changes no digest. Sockets, fifos and devices are skipped.
+
+The stat cache maps path → (inode, size, mtime_ns, ctime_ns, digest, hashed_ns). A file whose
+four stat fields equal its row is not read. ctime is compared too: it catches an in-place edit
+that restored mtime. *Racy files* (git's "racily clean" problem): a file written within the
+timestamp granularity of our hashing can change again without its stat changing. A row is
+therefore trusted only when `mtime_ns < hashed_ns - racy_window_ns` (2 s: coarse-timestamp
+filesystems, small clock skews); otherwise the file is hashed again and the row refreshed. A file
+touched right before a run thus costs one extra hash on the next run, then none.
+
+Rows are kept in memory and written in one transaction by `flush()`/`close()`. The database is
+disposable: deleted → rebuilt; corrupt → recreated with a warning; busy (another `bg`) → this
+run's rows are kept for the next flush. Thread-safe: hashing runs outside the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+CHUNK = 1 << 20
+RACY_WINDOW_NS = 2_000_000_000
+LINK_MODE = 0o120000
+SCHEMA_VERSION = 1
+
+Kind = Literal["file", "dir", "link"]
+Warn = Callable[[str], None]
+FileDigester = Callable[[str, os.stat_result], str]
+Row = tuple[int, int, int, int, str, int]  # inode, size, mtime_ns, ctime_ns, digest, hashed_ns
+StrPath = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    relpath: str  # POSIX, relative to the tree's root
+    mode: int  # 0o644, 0o755 or LINK_MODE
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    kind: Kind
+    digest: str
+    size: int  # bytes of the file, of the link target, or of every entry of a tree
+    tree: tuple[TreeEntry, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"kind": self.kind, "digest": self.digest, "size": self.size}
+        if self.kind == "dir":
+            found["tree"] = [[e.relpath, f"{e.mode:o}", e.digest, e.size] for e in self.tree]
+        return found
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Digest:
+        """Inverse of `as_dict`; ValueError/KeyError/TypeError on anything malformed."""
+        kind = data["kind"]
+        if kind not in ("file", "dir", "link"):
+            raise ValueError(f"unknown kind {kind!r}")
+        tree = tuple(TreeEntry(str(r), int(m, 8), str(d), int(s)) for r, m, d, s in data.get("tree", ()))
+        return cls(kind, str(data["digest"]), int(data["size"]), tree)
+
+
+@dataclass
+class HashStats:
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+
+
+# ---------------------------------------------------------------- digest scheme
+def hash_file(path: StrPath) -> str:
+    """sha256 of a file's bytes, read 1 MiB at a time into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while count := f.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def file_mode(st_mode: int) -> int:
+    return 0o755 if st_mode & 0o111 else 0o644
+
+
+def link_entry(relpath: str, target: str) -> TreeEntry:
+    raw = os.fsencode(target)
+    return TreeEntry(relpath, LINK_MODE, hashlib.sha256(raw).hexdigest(), len(raw))
+
+
+def _encoded(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")  # undecodable names round-trip as their bytes
+
+
+def tree_digest(entries: Iterable[TreeEntry]) -> str:
+    digest = hashlib.sha256()
+    for e in entries:
+        digest.update(_encoded(f"{e.mode:o} {e.digest} {e.relpath}\n"))
+    return digest.hexdigest()
+
+
+def walk_tree(root: str, file_digest: FileDigester) -> tuple[TreeEntry, ...]:
+    """Every regular file and symlink below `root`, sorted; `file_digest(path, lstat)` hashes."""
+    entries: list[TreeEntry] = []
+    pending = [("", root)]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as listing:
+            for item in listing:
+                st = item.stat(follow_symlinks=False)
+                relpath = prefix + item.name
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append((relpath + "/", item.path))
+                elif stat.S_ISREG(st.st_mode):
+                    entries.append(
+                        TreeEntry(relpath, file_mode(st.st_mode), file_digest(item.path, st), st.st_size)
+                    )
+                elif stat.S_ISLNK(st.st_mode):
+                    entries.append(link_entry(relpath, os.readlink(item.path)))
+    entries.sort(key=lambda e: _encoded(e.relpath))
+    return tuple(entries)
+
+
+def dir_digest(tree: tuple[TreeEntry, ...]) -> Digest:
+    return Digest("dir", tree_digest(tree), sum(e.size for e in tree), tree)
+
+
+def warn_stderr(message: str) -> None:
+    print(f"bg: warning: {message}", file=sys.stderr)
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+# ---------------------------------------------------------------- sqlite side
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_CREATE = (
+    "CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
+    " mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT, hashed_ns INTEGER) WITHOUT ROWID"
+)
+
+
+class _StatDb:
+    """The sqlite table, opened lazily; every failure degrades to "not cached", never a crash."""
+
+    def __init__(self, path: Path, warn: Warn) -> None:
+        self.path = path
+        self.warn = warn
+        self.disabled = False
+        self._recreated = False
+        self._conn: Any = None
+
+    def load_one(self, path: str) -> Row | None:
+        rows = self._select("SELECT * FROM stat WHERE path = ?", (path,))
+        return rows.get(path)
+
+    def load_prefix(self, folder: str) -> dict[str, Row]:
+        low = folder.rstrip("/") + "/"
+        return self._select("SELECT * FROM stat WHERE path >= ? AND path < ?", (low, low[:-1] + "0"))
+
+    def write(self, changes: Mapping[str, Row | None]) -> bool:
+        """Apply upserts (row) and deletions (None) in one transaction; False if busy."""
+        upserts = [(p, *row) for p, row in changes.items() if row is not None]
+        deletes = [(p,) for p, row in changes.items() if row is None]
+        for _attempt in range(2):  # a second time into a database recreated after corruption
+            conn = self._connect()
+            if conn is None or not changes:
+                return True
+            try:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", upserts)
+                conn.executemany("DELETE FROM stat WHERE path = ?", deletes)
+                conn.execute("COMMIT")
+                return True
+            except Exception as error:  # sqlite3.Error; the module is imported lazily
+                self._rollback(conn)
+                if self._failed(error) == "busy":
+                    return False
+        return True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _select(self, sql: str, args: tuple[str, ...]) -> dict[str, Row]:
+        conn = self._connect()
+        if conn is None:
+            return {}
+        try:
+            return {r[0]: tuple(r[1:]) for r in conn.execute(sql, args)}
+        except Exception as error:
+            self._failed(error)
+            return {}
+
+    def _connect(self) -> Any:
+        if self._conn is None and not self.disabled:
+            import sqlite3
+
+            try:
+                self._conn = self._open(sqlite3)
+            except (sqlite3.Error, OSError) as error:
+                self._failed(error)
+        return self._conn
+
+    def _open(self, sqlite3: Any) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=2.0, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a lost last commit costs re-hashing
+            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                conn.execute("DROP TABLE IF EXISTS stat")
+                conn.execute(_CREATE)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _failed(self, error: Exception) -> str:
+        """ "busy" (try later), "recreated" (corrupt file removed) or "off" (give up this run)."""
+        code = getattr(error, "sqlite_errorcode", None)
+        if code in _BUSY_CODES:
+            return "busy"
+        self.close()
+        if code in _CORRUPT_CODES and not self._recreated:
+            self._recreated = True
+            self.warn(f"{self.path} was corrupt ({error}); recreated it (it is only a cache)")
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return "recreated"
+        self.warn(f"{self.path}: {error}; digests are not cached in this run")
+        self.disabled = True
+        return "off"
+
+    @staticmethod
+    def _rollback(conn: Any) -> None:
+        with contextlib.suppress(Exception):  # no transaction was open
+            conn.execute("ROLLBACK")
+
+
+# ---------------------------------------------------------------- the cache
+class DigestCache:
+    """Digests of paths, by stat where a row proves the bytes unchanged (see module doc)."""
+
+    def __init__(
+        self, db_path: Path, racy_window_ns: int = RACY_WINDOW_NS, on_warning: Warn | None = None
+    ) -> None:
+        self._db = _StatDb(Path(db_path), on_warning or warn_stderr)
+        self._racy_window_ns = racy_window_ns
+        self._lock = threading.Lock()
+        self._rows: dict[str, Row | None] = {}  # None: known absent from the db
+        self._loaded: list[str] = []  # folders whose rows are all in _rows
+        self._pending: dict[str, Row | None] = {}
+        self._by_inode: dict[int, str] | None = None
+        self.stats = HashStats()
+
+    def __enter__(self) -> DigestCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def digest(self, path: StrPath, follow_symlinks: bool = False) -> Digest | None:
+        """The digest of a file, directory or symlink; None when `path` does not exist.
+
+        `follow_symlinks` applies to `path` itself only (e.g. `data -> /mnt/datasets/x`)."""
+        where = os.path.abspath(path)
+        try:
+            st = os.stat(where, follow_symlinks=follow_symlinks)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISREG(st.st_mode):
+            return Digest("file", self.file_digest(where, st), st.st_size)
+        if stat.S_ISDIR(st.st_mode):
+            self.preload(where)
+            return dir_digest(walk_tree(where, self.file_digest))
+        if stat.S_ISLNK(st.st_mode):
+            entry = link_entry("", os.readlink(where))
+            return Digest("link", entry.digest, entry.size)
+        raise ValueError(f"{path}: not a regular file, directory or symlink")
+
+    def file_digest(self, path: str, st: os.stat_result) -> str:
+        """Digest of the regular file `path` whose lstat is `st` (absolute path)."""
+        found = self.cached(path, st)
+        if found is not None:
+            return found
+        started = time.time_ns()  # before reading: the conservative end of the racy window
+        digest = hash_file(path)
+        self.remember_stat(path, st, digest, started)
+        with self._lock:
+            self.stats.files_hashed += 1
+            self.stats.bytes_hashed += st.st_size
+        return digest
+
+    def cached(self, path: str, st: os.stat_result) -> str | None:
+        """The recorded digest if `st` proves the file unchanged since it was hashed, else None."""
+        row = self._row(path)
+        if row is None or row[:4] != stat_key(st):
+            return None
+        if st.st_mtime_ns >= row[5] - self._racy_window_ns:
+            return None  # racily clean: could have changed within the timestamp granularity
+        return row[4]
+
+    def remember(self, path: StrPath, record: Digest | Mapping[str, Any]) -> None:
+        """Record that `path` now holds `record` (just materialised), so nothing re-hashes it."""
+        found = record if isinstance(record, Digest) else Digest.from_dict(record)
+        where = os.path.abspath(path)
+        if found.kind == "file":
+            self._remember_now(where, found.digest)
+        for entry in found.tree:
+            if entry.mode != LINK_MODE:
+                self._remember_now(os.path.join(where, entry.relpath), entry.digest)
+
+    def remember_stat(self, path: str, st: os.stat_result, digest: str, hashed_ns: int | None = None) -> None:
+        row: Row = (*stat_key(st), digest, time.time_ns() if hashed_ns is None else hashed_ns)
+        with self._lock:
+            self._rows[path] = self._pending[path] = row
+            if self._by_inode is not None:
+                self._by_inode[st.st_ino] = path
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._rows[path] = self._pending[path] = None
+
+    def preload(self, folder: StrPath) -> None:
+        """Load every row under `folder` in one query (10,000 files: one SELECT, not 10,000)."""
+        prefix = os.path.abspath(folder).rstrip("/") + "/"
+        with self._lock:
+            if any(prefix.startswith(done) for done in self._loaded):
+                return
+            for path, row in self._db.load_prefix(prefix).items():
+                self._rows.setdefault(path, row)  # rows changed in memory are newer
+            self._loaded.append(prefix)
+            self._by_inode = None
+
+    def find_by_stat(self, st: os.stat_result) -> tuple[str, str] | None:
+        """(path, digest) of a loaded row whose stat equals `st` exactly, if any."""
+        with self._lock:
+            if self._by_inode is None:
+                self._by_inode = {row[0]: p for p, row in self._rows.items() if row is not None}
+            path = self._by_inode.get(st.st_ino)
+            row = self._rows.get(path) if path is not None else None
+        if path is None or row is None or row[:4] != stat_key(st):
+            return None
+        return path, row[4]
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            if not self._db.write(pending):
+                self._pending = {**pending, **self._pending}  # busy: keep for the next flush
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._db.close()
+
+    def _remember_now(self, path: str, digest: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(st.st_mode):
+            self.remember_stat(path, st, digest)
+
+    def _row(self, path: str) -> Row | None:
+        with self._lock:
+            if path in self._rows:
+                return self._rows[path]
+            if any(path.startswith(done) for done in self._loaded):
+                return None
+            row = self._rows[path] = self._db.load_one(path)
+            return row

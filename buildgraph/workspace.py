@@ -1,0 +1,96 @@
+"""The project on disk: where bg keeps its state, and how workspace paths are digested.
+
+<root>/Buildfile.toml     declared intent (the user's)
+<root>/Buildfile.lock     recorded state (committed)
+<root>/.bg/cache/         artefact cache: objects/ and runs/ (see stores.cache)
+<root>/.bg/stat.db        stat cache of digests (disposable)
+<root>/.bg/journal.jsonl  completions not yet folded into the lock
+<root>/.bg/logs/          the latest log of each stage
+<root>/.bg/tmp/           scratch directories of running jobs
+<root>/.bg/runs.jsonl     one line per `bg run`: the keys it used (for `bg gc --keep-runs`)
+<root>/.bg/lock           the project lock (flock)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from functools import cached_property
+from pathlib import Path
+
+from buildgraph.stores.cache import ArtefactCache
+from buildgraph.stores.digests import DigestCache
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state = root / ".bg"
+        self.lock_path = root / "Buildfile.lock"
+        self.journal_path = self.state / "journal.jsonl"
+        self.logs = self.state / "logs"
+        self.tmp = self.state / "tmp"
+        self.history = self.state / "runs.jsonl"
+
+    @cached_property
+    def cache(self) -> ArtefactCache:
+        return ArtefactCache(self.state / "cache")
+
+    @cached_property
+    def digests(self) -> DigestCache:
+        self.state.mkdir(exist_ok=True)
+        cache = DigestCache(self.state / "stat.db")
+        cache.preload(self.root)  # one query for every row, not one per path
+        return cache
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def digest(self, rel: str) -> str | None:
+        found = self.digests.digest(self.root / rel)
+        return found.digest if found else None
+
+    def close(self) -> None:
+        if "digests" in self.__dict__:
+            self.digests.close()
+        if "cache" in self.__dict__:
+            self.cache.close()
+
+    def remember_run(self, run_id: str, keys: list[str]) -> None:
+        self.state.mkdir(exist_ok=True)
+        with open(self.history, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"run": run_id, "keys": sorted(keys)}) + "\n")
+
+    def recent_run_keys(self, last: int) -> set[str]:
+        if last <= 0 or not self.history.exists():
+            return set()
+        keys: set[str] = set()
+        lines = self.history.read_text(encoding="utf-8").splitlines()
+        for line in lines[-last:]:
+            try:
+                keys.update(json.loads(line)["keys"])
+            except (ValueError, KeyError):
+                continue  # a torn line from a killed run
+        return keys
+
+
+def host_fingerprint() -> str:
+    """Where a host run happens; part of a run stage's key under the local executor."""
+    return f"{platform.system().lower()}/{platform.machine()}"
+
+
+def count_gpus() -> int:
+    """NVIDIA GPUs visible on this host (0 without a driver)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))

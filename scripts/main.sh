@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's main job: install buildgraph and the example's Python packages, then run the
+# CIFAR-10 example pipeline end to end (offline: synthetic CIFAR-10-format data).
+# Extra arguments go to `bg run`, e.g. `scripts/main.sh --param epochs=3`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+# torch: keep one that is already installed; otherwise take the CPU wheel this platform offers.
+"$PY" -c 'import torch' 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
+"$PY" -m pip install -q -e '.[example]'
+bg run plot "$@"
+bg metrics
