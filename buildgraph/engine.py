@@ -22,17 +22,21 @@ import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from buildgraph import faults
 from buildgraph.core.graph import Graph
 from buildgraph.core.keys import KEY_VERSION, key_of, run_material
 from buildgraph.core.plan import Decision, Observed, decide
 from buildgraph.core.spec import RunStage, Spec
-from buildgraph.errors import Interrupted
+from buildgraph.errors import BgError, Interrupted
 from buildgraph.executors.base import Cancel, Executor, Job
 from buildgraph.lockfile import Journal, Lock
 from buildgraph.report import Reporter
 from buildgraph.workspace import Workspace, host_fingerprint
+
+if TYPE_CHECKING:
+    from buildgraph.imagesteps import ImageSteps
 
 
 @dataclass
@@ -80,8 +84,10 @@ class Engine:
         executor: Executor,
         reporter: Reporter,
         options: Options,
+        images: ImageSteps | None = None,
     ) -> None:
         self.ws, self.spec, self.graph = ws, spec, graph
+        self.images = images  # image stages are steps only when run stages execute in containers
         self.executor, self.reporter, self.options = executor, reporter, options
         self.lock = Lock.load(ws.lock_path)
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -93,8 +99,10 @@ class Engine:
 
     # ---------------------------------------------------------------- selection
     def steps(self, targets: list[str]) -> list[str]:
-        """The run stages to walk; image stages are the image builder's (docker executor)."""
+        """The stages to walk: run stages, plus the image stages they need under docker."""
         names = self.graph.closure(targets) if targets else self.graph.order()
+        if self.images is not None:
+            return names
         return [n for n in names if isinstance(self.spec.stages[n], RunStage)]
 
     def _upstreams(self, name: str, selected: set[str]) -> set[str]:
@@ -103,7 +111,9 @@ class Engine:
     # ---------------------------------------------------------------- deciding
     def evaluate(self, name: str, pending: tuple[str, ...] = ()) -> tuple[Decision, dict[str, Any]]:
         stage = self.spec.stages[name]
-        assert isinstance(stage, RunStage)
+        if not isinstance(stage, RunStage):
+            assert self.images is not None
+            return self.images.evaluate(name, forced=name in self.options.force)
         digests = {path: self._input_digest(path) for path in stage.inputs}
         material = run_material(stage, self.spec, self._environment_of(stage), digests)
         key = key_of(material)
@@ -117,6 +127,8 @@ class Engine:
         return decide(name, key, material, self.lock.get(name), seen), material
 
     def _environment_of(self, stage: RunStage) -> dict[str, Any]:
+        if self.images is not None and stage.image:
+            return {"image": self.images.keys[stage.image]}
         return self.environment
 
     def _input_digest(self, path: str) -> str | None:
@@ -144,9 +156,8 @@ class Engine:
         selected = self.steps(targets)
         chosen = set(selected)
         for name in selected:
-            pending = tuple(
-                u for u in sorted(self._upstreams(name, chosen)) if decisions[u].action in ("run", "build")
-            )
+            # an image's key is known before it is built: only run steps leave a step tentative
+            pending = tuple(u for u in sorted(self._upstreams(name, chosen)) if decisions[u].action == "run")
             decision, _ = self.evaluate(name, pending)
             decisions[name] = decision
             if decision.action == "restore":
@@ -210,8 +221,7 @@ class Engine:
     def _next_dispatchable(self, ready: list[str]) -> str | None:
         for name in ready:
             stage = self.spec.stages[name]
-            assert isinstance(stage, RunStage)
-            if self._gpus_available(stage):
+            if not isinstance(stage, RunStage) or self._gpus_available(stage):
                 return name
         return None
 
@@ -254,7 +264,9 @@ class Engine:
             return Outcome(name, status, decision)
         self.reporter.start(name, decision.action, [r.text() for r in decision.reasons])
         stage = self.spec.stages[name]
-        assert isinstance(stage, RunStage)
+        if not isinstance(stage, RunStage):
+            running[pool.submit(self._build_guarded, name, decision, material, journal)] = name
+            return None
         gpu_ids = self._take_gpus(stage)
         future = pool.submit(self._execute_guarded, stage, decision, material, journal, gpu_ids)
         running[future] = name
@@ -332,6 +344,28 @@ class Engine:
         )
         return outcome
 
+    def _build_guarded(self, name: str, decision: Decision, material: dict[str, Any], journal: Journal) -> Outcome:
+        assert self.images is not None
+        started = time.monotonic()
+        self.ws.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.ws.logs / f"{name}.log"
+        rel_log = os.path.relpath(log_path, self.ws.root)
+        with open(log_path, "w", encoding="utf-8") as log:
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                self.reporter.line(name, line)
+
+            try:
+                entry = self.images.build(name, decision.key, material, on_line)
+            except BgError as exc:
+                outcome = Outcome(name, "failed", decision, time.monotonic() - started, exc.message, rel_log)
+            else:
+                journal.record(name, entry)
+                outcome = Outcome(name, "done", decision, time.monotonic() - started, "", rel_log)
+        self.reporter.finish(name, outcome.status, outcome.duration, outcome.error, log=outcome.log_path)
+        return outcome
+
     def _restore(
         self, stage: RunStage, decision: Decision, material: dict[str, Any], journal: Journal
     ) -> bool:
@@ -387,6 +421,7 @@ class Engine:
             env=tuple(env),
             timeout=stage.timeout,
             gpus=gpu_ids if gpu_ids else None,
+            image=self.images.tag(stage.image) if self.images is not None and stage.image else "",
             network=stage.network,
             shm_size=stage.shm_size,
         )
@@ -402,6 +437,7 @@ class Engine:
     ) -> dict[str, dict[str, Any]]:
         cache = self.ws.cache
         records = {o.path: cache.ingest(output_root / o.path).as_dict() for o in stage.outputs}
+        faults.point("before-manifest")  # objects stored, manifest not yet written
         manifest = {
             "key": decision.key,
             "stage": stage.name,

@@ -59,7 +59,16 @@ class Session:
             link=spec.link,  # type: ignore[attr-defined]
             gpus=_gpus_needed(spec),
         )
-        return Engine(self.ws, spec, self.project.graph, executor, self.reporter, options)  # type: ignore[arg-type]
+        engine = Engine(self.ws, spec, self.project.graph, executor, self.reporter, options)  # type: ignore[arg-type]
+        if executor.name == "docker":
+            from buildgraph.executors.docker import reap
+            from buildgraph.imagesteps import ImageSteps
+
+            if not self.shared:
+                for container in reap(executor.client):
+                    self.reporter.notice(f"removed container {container[:12]} left by a bg that was killed")
+            engine.images = ImageSteps(self.ws, spec, engine.lock, executor.client, pull=getattr(self.ns, "pull", False))  # type: ignore[arg-type]
+        return engine
 
     def show_metrics(self, summary: Any) -> None:
         for name, stage in self.project.spec.stages.items():  # type: ignore[attr-defined]

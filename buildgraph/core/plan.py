@@ -74,6 +74,7 @@ _RENDER = {
     "output-missing": lambda r: f"output {r.subject} missing from the workspace",
     "output-modified": lambda r: f"output {r.subject} modified in the workspace",
     "key-version": lambda r: "key format changed (buildgraph upgrade)",
+    "image-missing": lambda r: "image not in the Docker engine",
 }
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from buildgraph import faults
 from buildgraph.atomic import atomic_write, fsync_dir, fsync_file
 from buildgraph.errors import EnvironmentProblem
 from buildgraph.stores.digests import (
@@ -221,6 +222,7 @@ class ArtefactCache:
         staged = temp_sibling(str(final))
         try:
             copy_file(src, staged, 0o444, self._reflinker)
+            faults.point("object-copied")  # bytes copied, not yet fsynced nor renamed
             fsync_file(staged)
         except BaseException:
             remove_path(staged)

@@ -1,0 +1,116 @@
+"""Image stages as steps of the engine (docker executor): key, decide, build.
+
+An image stage's key is known before anything is built (its parent's key, its pinned
+base, its instructions, the digests of the files it copies), so run stages that use the
+image can be keyed — and `bg status` can answer — without building. Building happens
+only when no image carries the key: `bg/<project>/<stage>:<key[:32]>`.
+
+Registry bases are pinned: the first resolution records `repo@sha256:…` in the lock and
+later runs reuse that digest until `--pull` asks the registry again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+from buildgraph.core.keys import image_material, key_of
+from buildgraph.core.plan import Decision, Observed, Reason, decide
+from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
+from buildgraph.executors.base import LineSink
+from buildgraph.lockfile import Lock
+from buildgraph.workspace import Workspace
+
+
+class ImageSteps:
+    def __init__(self, ws: Workspace, spec: Spec, lock: Lock, client: Any, pull: bool = False) -> None:
+        from buildgraph.images.builder import DockerImages
+
+        self.ws, self.spec, self.lock, self.pull = ws, spec, lock, pull
+        self.images = DockerImages(client, spec.name)
+        self.client = client
+        self.keys: dict[str, str] = {}
+        self._resolved: dict[str, str] = {}
+
+    def tag(self, stage: str) -> str:
+        return self.images.tag_for(stage, self.keys[stage])
+
+    # ---------------------------------------------------------------- deciding
+    def evaluate(self, name: str, forced: bool = False, on_line: LineSink | None = None) -> tuple[Decision, dict[str, Any]]:
+        stage = self.spec.stages[name]
+        assert isinstance(stage, ImageStage)
+        resolved = self._resolve(stage, on_line)
+        material = image_material(stage, self.spec, self.keys, self._copy_digests(stage), resolved)
+        key = key_of(material)
+        self.keys[name] = key
+        built = self.images.exists(name, key)
+        recorded = self.lock.get(name)
+        seen = Observed(cached=False, forced=forced)
+        decision = decide(name, key, material, recorded, seen)
+        if built and not forced:
+            decision = Decision(name, "skip", key)
+        elif not built and decision.action == "skip":
+            decision = Decision(name, "build", key, decision.reasons or (Reason("image-missing"),))
+        return decision, material
+
+    def _resolve(self, stage: ImageStage, on_line: LineSink | None) -> dict[str, str]:
+        base = stage.base
+        if not isinstance(base, ImageRef):
+            return {}
+        ref = base.reference
+        if ref not in self._resolved:
+            pinned = "" if self.pull else self._pinned_in_lock(stage.name, ref)
+            if pinned and self._present(pinned):
+                self._resolved[ref] = pinned
+            else:
+                self._resolved[ref] = self.images.resolve_base(ref, pull=self.pull, on_line=on_line)
+        return {ref: self._resolved[ref]}
+
+    def _pinned_in_lock(self, name: str, ref: str) -> str:
+        base = ((self.lock.get(name) or {}).get("material") or {}).get("base") or {}
+        return str(base.get("digest", "")) if base.get("image") == ref else ""
+
+    def _present(self, reference: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    def _copy_digests(self, stage: ImageStage) -> tuple[str, ...]:
+        from buildgraph.images.context import copy_sources_listing
+
+        digests = []
+        for copy in stage.copy:
+            listing = copy_sources_listing(self.ws.root, dataclasses.replace(stage, copy=(copy,)))
+            lines = []
+            for relpath, path in sorted(listing):
+                found = self.ws.digests.digest(path)
+                lines.append(f"{relpath} {found.digest if found else '-'}\n")
+            digests.append(hashlib.sha256("".join(lines).encode("utf-8")).hexdigest())
+        return tuple(digests)
+
+    # ---------------------------------------------------------------- building
+    def build(self, name: str, key: str, material: dict[str, Any], on_line: LineSink | None) -> dict[str, Any]:
+        from buildgraph.images.context import build_context
+
+        stage = self.spec.stages[name]
+        assert isinstance(stage, ImageStage)
+        parent = self._parent_ref(stage, on_line)
+        args = {n: v for n, v in self.spec.args if n in stage.args_used}
+        image_id = self.images.build(stage, key, parent, build_context(self.ws.root, stage), args, on_line)
+        return {"kind": "image", "key": key, "material": material, "image": self.tag(name), "id": image_id}
+
+    def _parent_ref(self, stage: ImageStage, on_line: LineSink | None) -> str:
+        base = stage.base
+        if isinstance(base, StageRef):
+            return self.tag(base.stage)
+        if isinstance(base, ImageRef):
+            return self._resolved[base.reference]
+        assert isinstance(base, DebianBase)
+        from buildgraph.images.debian import debian_base, debian_key
+
+        return debian_base(base, debian_key(base), on_line, self.client)
