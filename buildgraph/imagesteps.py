@@ -24,10 +24,13 @@ from buildgraph.workspace import Workspace
 
 
 class ImageSteps:
-    def __init__(self, ws: Workspace, spec: Spec, lock: Lock, client: Any, pull: bool = False) -> None:
+    def __init__(
+        self, ws: Workspace, spec: Spec, lock: Lock, client: Any, pull: bool = False, read_only: bool = False
+    ) -> None:
         from buildgraph.images.builder import DockerImages
 
         self.ws, self.spec, self.lock, self.pull = ws, spec, lock, pull
+        self.read_only = read_only  # `bg status`: never pull, say what a run would pull
         self.images = DockerImages(client, spec.name)
         self.client = client
         self.keys: dict[str, str] = {}
@@ -63,6 +66,8 @@ class ImageSteps:
             pinned = "" if self.pull else self._pinned_in_lock(stage.name, ref)
             if pinned and self._present(pinned):
                 self._resolved[ref] = pinned
+            elif self.read_only:
+                self._resolved[ref] = pinned or (self._local_pin(ref) if not self.pull else "")
             else:
                 self._resolved[ref] = self.images.resolve_base(ref, pull=self.pull, on_line=on_line)
         return {ref: self._resolved[ref]}
@@ -70,6 +75,12 @@ class ImageSteps:
     def _pinned_in_lock(self, name: str, ref: str) -> str:
         base = ((self.lock.get(name) or {}).get("material") or {}).get("base") or {}
         return str(base.get("digest", "")) if base.get("image") == ref else ""
+
+    def _local_pin(self, ref: str) -> str:
+        try:
+            return self.images.resolve_base(ref, pull=False) if self._present(ref) else ""
+        except Exception:  # status must answer even when the engine misbehaves
+            return ""
 
     def _present(self, reference: str) -> bool:
         import docker.errors

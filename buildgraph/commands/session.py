@@ -67,7 +67,7 @@ class Session:
             if not self.shared:
                 for container in reap(executor.client):
                     self.reporter.notice(f"removed container {container[:12]} left by a bg that was killed")
-            engine.images = ImageSteps(self.ws, spec, engine.lock, executor.client, pull=getattr(self.ns, "pull", False))  # type: ignore[arg-type]
+            engine.images = ImageSteps(self.ws, spec, engine.lock, executor.client, pull=getattr(self.ns, "pull", False), read_only=self.shared)  # type: ignore[arg-type]
         return engine
 
     def show_metrics(self, summary: Any) -> None:
