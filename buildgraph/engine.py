@@ -31,7 +31,7 @@ from buildgraph.core.plan import Decision, Observed, decide
 from buildgraph.core.spec import RunStage, Spec
 from buildgraph.errors import BgError, Interrupted
 from buildgraph.executors.base import Cancel, Executor, Job
-from buildgraph.lockfile import Journal, Lock
+from buildgraph.lockfile import Journal, current
 from buildgraph.report import Reporter
 from buildgraph.workspace import Workspace, host_fingerprint
 
@@ -89,7 +89,7 @@ class Engine:
         self.ws, self.spec, self.graph = ws, spec, graph
         self.images = images  # image stages are steps only when run stages execute in containers
         self.executor, self.reporter, self.options = executor, reporter, options
-        self.lock = Lock.load(ws.lock_path)
+        self.lock = current(ws.lock_path, ws.journal_path)  # a killed run's journal counts too
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.cancel = Cancel()
         self.environment: dict[str, Any] = {"host": host_fingerprint()}
@@ -100,6 +100,7 @@ class Engine:
     # ---------------------------------------------------------------- selection
     def steps(self, targets: list[str]) -> list[str]:
         """The stages to walk: run stages, plus the image stages they need under docker."""
+        targets = targets or list(self.spec.default)
         names = self.graph.closure(targets) if targets else self.graph.order()
         if self.images is not None:
             return names
@@ -471,3 +472,11 @@ class Engine:
                 p: {k: r[k] for k in ("kind", "digest", "size") if k in r} for p, r in outputs.items()
             },
         }
+
+
+def _visible_gpus(pool_ids: tuple[int, ...]) -> list[str]:
+    """The host's names for the pool's GPUs: under `CUDA_VISIBLE_DEVICES=3,5` pool slot 0 is
+    GPU "3", and a stage told `0` would land on a GPU it was never given."""
+    host = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [d.strip() for d in (host or "").split(",") if d.strip() and d.strip() != "-1"]
+    return [visible[i] if host is not None and i < len(visible) else str(i) for i in pool_ids]

@@ -20,6 +20,7 @@ from typing import Any, cast
 from buildgraph.core import values as v
 from buildgraph.core.graph import Graph, validate_graph
 from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME
+from buildgraph.core.suggest import did_you_mean
 from buildgraph.core.spec import Param, ParamValue, Spec
 from buildgraph.core.stages import read_stages
 from buildgraph.core.suggest import closest
@@ -28,7 +29,7 @@ from buildgraph.errors import BuildfileError, Problem
 __all__ = ["Analysis", "analyse", "parse"]
 
 TOP_KEYS = ("project", "args", "params", "stages")
-PROJECT_KEYS = ("name", "executor", "link", "keep_runs")
+PROJECT_KEYS = ("name", "executor", "link", "keep_runs", "default")
 PARAM_KEYS = ("default", "type", "choices", "help")
 EXECUTORS = ("auto", "local", "docker")
 LINKS = ("auto", "hardlink", "copy")
@@ -85,6 +86,7 @@ def analyse(
     graph = Graph(spec) if stages else None
     if graph is not None:
         out.items.extend(validate_graph(spec, file, graph))
+        out.items.extend(_default_problems(spec, file))
     return Analysis(spec, out.items, graph)
 
 
@@ -123,7 +125,22 @@ def _read_project(table: object, out: v.Problems) -> dict[str, Any]:
         keep = table["keep_runs"]
         if out.expect(keep, "project.keep_runs", v.is_int(keep) and keep >= 0, "an integer ≥ 0"):
             project["keep_runs"] = keep
+    if "default" in table:
+        default = table["default"]
+        ok = isinstance(default, list) and all(isinstance(d, str) for d in default)
+        if out.expect(default, "project.default", ok, "a list of stage names"):
+            project["default"] = tuple(default)
     return project
+
+
+def _default_problems(spec: Spec, file: str) -> list[Problem]:
+    names = list(spec.stages)
+    return [
+        Problem(file, f"project.default[{i}]", f"unknown stage '{name}'", "`default` lists stages to run"
+                f" when `bg run` gets no target{did_you_mean(name, names)}")
+        for i, name in enumerate(spec.default)
+        if name not in spec.stages
+    ]
 
 
 # [args] ------------------------------------------------------------------------------------

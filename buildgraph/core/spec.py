@@ -131,6 +131,7 @@ class Spec:
     executor: ExecutorName = "auto"
     link: Literal["auto", "hardlink", "copy"] = "auto"
     keep_runs: int = 5  # `bg gc` keeps the artefacts of the lock and of the last N runs
+    default: tuple[str, ...] = ()  # what `bg run` with no target brings up to date (empty: everything)
     args: tuple[tuple[str, str], ...] = ()
     params: tuple[Param, ...] = ()
     stages: dict[str, Stage] = field(default_factory=dict)  # declaration order
