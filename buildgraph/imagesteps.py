@@ -11,7 +11,6 @@ later runs reuse that digest until `--pull` asks the registry again.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 
@@ -95,8 +94,8 @@ class ImageSteps:
         from buildgraph.images.context import copy_sources_listing
 
         digests = []
-        for copy in stage.copy:
-            listing = copy_sources_listing(self.ws.root, dataclasses.replace(stage, copy=(copy,)))
+        for index in range(len(stage.copy)):
+            listing = copy_sources_listing(self.ws.root, stage, index=index)
             lines = []
             for relpath, path in sorted(listing):
                 found = self.ws.digests.digest(path)

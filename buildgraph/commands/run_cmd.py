@@ -42,6 +42,7 @@ def run(ns: argparse.Namespace) -> int:
 
         with Session(project, ns, shared=True) as session:
             return show(session.engine().status(targets), ns.json)
+    _sigterm_interrupts()
     with Session(project, ns) as session:
         summary = session.engine().run(targets)
         session.reporter.summary(summary.counts(), summary.duration)
@@ -55,3 +56,13 @@ def run(ns: argparse.Namespace) -> int:
             hint="fix it and run `bg run` again; completed stages are kept",
         )
     return 0
+
+
+def _sigterm_interrupts() -> None:
+    """Treat SIGTERM (docker stop, CI cancel, kill) like Ctrl-C: stop jobs, keep completed stages."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
