@@ -410,7 +410,7 @@ class Engine:
     def _job(self, stage: RunStage, scratch: Any, log_path: Any, gpu_ids: tuple[int, ...]) -> Job:
         env = list(stage.env)
         if stage.gpu_count != 0:
-            env.append(("CUDA_VISIBLE_DEVICES", ",".join(map(str, gpu_ids))))
+            env.append(("CUDA_VISIBLE_DEVICES", ",".join(_visible_gpus(gpu_ids))))
         return Job(
             stage=stage.name,
             run_id=self.run_id,

@@ -12,6 +12,7 @@ later runs reuse that digest until `--pull` asks the registry again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from buildgraph.core.keys import image_material, key_of
@@ -24,16 +25,39 @@ from buildgraph.workspace import Workspace
 
 class ImageSteps:
     def __init__(
-        self, ws: Workspace, spec: Spec, lock: Lock, client: Any, pull: bool = False, read_only: bool = False
+        self,
+        ws: Workspace,
+        spec: Spec,
+        lock: Lock,
+        client: Callable[[], Any],
+        pull: bool = False,
+        read_only: bool = False,
     ) -> None:
         from buildgraph.images.builder import DockerImages
+        from buildgraph.images.engine_api import EngineAPI
 
         self.ws, self.spec, self.lock, self.pull = ws, spec, lock, pull
         self.read_only = read_only  # `bg status`: never pull, say what a run would pull
-        self.images = DockerImages(client, spec.name)
-        self.client = client
+        self._client_factory = client  # the docker SDK is imported only to pull, build or run
+        self.images = DockerImages(None, spec.name)
+        self.api = EngineAPI.available()
         self.keys: dict[str, str] = {}
         self._resolved: dict[str, str] = {}
+
+    @property
+    def client(self) -> Any:
+        if self.images.client is None:
+            self.images.client = self._client_factory()
+        return self.images.client
+
+    def _exists(self, name: str, key: str) -> bool:
+        if self.api is None:
+            self.images.client = self.client
+            return self.images.exists(name, key)
+        from buildgraph.images.builder import KEY_LABEL
+
+        labels = self.api.image_labels(self.images.tag_for(name, key))
+        return labels is not None and labels.get(KEY_LABEL) == key
 
     def tag(self, stage: str) -> str:
         return self.images.tag_for(stage, self.keys[stage])
@@ -46,7 +70,7 @@ class ImageSteps:
         material = image_material(stage, self.spec, self.keys, self._copy_digests(stage), resolved)
         key = key_of(material)
         self.keys[name] = key
-        built = self.images.exists(name, key)
+        built = self._exists(name, key)
         recorded = self.lock.get(name)
         seen = Observed(cached=False, forced=forced)
         decision = decide(name, key, material, recorded, seen)
@@ -68,6 +92,7 @@ class ImageSteps:
             elif self.read_only:
                 self._resolved[ref] = pinned or (self._local_pin(ref) if not self.pull else "")
             else:
+                self.images.client = self.client
                 self._resolved[ref] = self.images.resolve_base(ref, pull=self.pull, on_line=on_line)
         return {ref: self._resolved[ref]}
 
@@ -77,11 +102,14 @@ class ImageSteps:
 
     def _local_pin(self, ref: str) -> str:
         try:
+            self.images.client = self.client
             return self.images.resolve_base(ref, pull=False) if self._present(ref) else ""
         except Exception:  # status must answer even when the engine misbehaves
             return ""
 
     def _present(self, reference: str) -> bool:
+        if self.api is not None:
+            return self.api.image_labels(reference) is not None
         import docker.errors
 
         try:
@@ -109,6 +137,7 @@ class ImageSteps:
 
         stage = self.spec.stages[name]
         assert isinstance(stage, ImageStage)
+        self.images.client = self.client
         parent = self._parent_ref(stage, on_line)
         args = {n: v for n, v in self.spec.args if n in stage.args_used}
         image_id = self.images.build(stage, key, parent, build_context(self.ws.root, stage), args, on_line)

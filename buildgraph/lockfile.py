@@ -154,15 +154,24 @@ def read_journal(path: Path) -> Iterator[tuple[str, Entry | None]]:
             yield stage, entry
 
 
-def fold(lock_path: Path, journal_path: Path, keep: set[str] | None = None) -> Lock:
-    """Apply the journal to the lock (last record per stage wins), drop stages not in `keep`
-    (stages no longer in the Buildfile), write the lock if it changed, remove the journal."""
+def current(lock_path: Path, journal_path: Path) -> Lock:
+    """The lock as `fold` would leave it, without writing anything: what a read-only
+    command (status, explain) must see after a killed run left its journal behind."""
     stages = dict(Lock.load(lock_path).stages)
     for stage, entry in read_journal(journal_path):
         if entry is None:
             stages.pop(stage, None)
         else:
             stages[stage] = entry
+    return Lock(stages)
+
+
+def fold(lock_path: Path, journal_path: Path, keep: set[str] | None = None) -> Lock:
+    """Apply the journal to the lock (last record per stage wins), drop stages not in `keep`
+    (stages no longer in the Buildfile), write the lock if it changed, remove the journal.
+    Call it under the exclusive project lock: it also removes temporaries of killed writers."""
+    _remove_stale_temporaries(lock_path)
+    stages = dict(current(lock_path, journal_path).stages)
     if keep is not None:
         stages = {name: entry for name, entry in stages.items() if name in keep}
     lock = Lock(stages)
@@ -171,3 +180,10 @@ def fold(lock_path: Path, journal_path: Path, keep: set[str] | None = None) -> L
         journal_path.unlink()
         fsync_dir(journal_path.parent)  # an old journal must not reappear and be folded again
     return lock
+
+
+def _remove_stale_temporaries(lock_path: Path) -> None:
+    """A `bg` killed while saving the lock leaves `.Buildfile.lock.tmp-*` in the project root
+    (where the user would commit it); nobody else writes there under our exclusive lock."""
+    for stray in lock_path.parent.glob(f".{lock_path.name}.tmp-*"):
+        stray.unlink(missing_ok=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from buildgraph.commands._common import add, load_project
 
@@ -32,11 +34,23 @@ def run(ns: argparse.Namespace) -> int:
         keep = {entry["key"] for entry in lock.stages.values() if "key" in entry}
         keep |= ws.recent_run_keys(keep_runs)
         report = ws.cache.gc(keep)
+        scratch = _remove_scratch(ws.tmp)
     sys.stdout.write(
         f"removed {report.manifests_removed} run(s) and {report.objects_removed} object(s), "
-        f"freed {_size(report.bytes_freed)}; kept {len(keep)} run(s)\n"
+        f"freed {_size(report.bytes_freed + scratch)}; kept {len(keep)} run(s)\n"
     )
     return 0
+
+
+def _remove_scratch(tmp: Path) -> int:
+    """Scratch directories left by killed runs (a finished run removes its own); nothing else
+    can be using them while we hold the exclusive project lock. Returns the bytes freed."""
+    freed = 0
+    for leftover in tmp.iterdir() if tmp.is_dir() else ():
+        sizes = (f.lstat() for f in leftover.rglob("*"))
+        freed += sum(st.st_size for st in sizes if st.st_nlink == 1)  # hardlinked inputs free nothing
+        shutil.rmtree(leftover, ignore_errors=True)
+    return freed
 
 
 def _size(n: int) -> str:

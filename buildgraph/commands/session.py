@@ -29,11 +29,20 @@ class Session:
         from buildgraph.stores.projectlock import ProjectLock
 
         self.ws.state.mkdir(exist_ok=True)
-        self._lock = ProjectLock(self.ws.state / "lock", shared=self.shared, on_wait=self.reporter.notice)
+        self._lock = ProjectLock(self.ws.state / "lock", shared=self.shared, on_wait=self._waiting)
         self._lock.__enter__()
         if not self.shared:
             fold(self.ws.lock_path, self.ws.journal_path, keep=set(self.project.spec.stages))  # type: ignore[attr-defined]
         return self
+
+    def _waiting(self, text: str) -> None:
+        """Say why we block. Read-only commands print a document on stdout (`status --json`)
+        and quiet ones print no notices, yet a silent hang is worse: those say it on stderr."""
+        if self.shared or self.ns.quiet:
+            sys.stderr.write(f"bg: {text}\n")
+            sys.stderr.flush()
+        else:
+            self.reporter.notice(text)
 
     def __exit__(self, *exc: object) -> None:
         from buildgraph.lockfile import fold
@@ -61,14 +70,26 @@ class Session:
         )
         engine = Engine(self.ws, spec, self.project.graph, executor, self.reporter, options)  # type: ignore[arg-type]
         if executor.name == "docker":
-            from buildgraph.executors.docker import reap
             from buildgraph.imagesteps import ImageSteps
 
             if not self.shared:
-                for container in reap(executor.client):
-                    self.reporter.notice(f"removed container {container[:12]} left by a bg that was killed")
-            engine.images = ImageSteps(self.ws, spec, engine.lock, executor.client, pull=getattr(self.ns, "pull", False), read_only=self.shared)  # type: ignore[arg-type]
+                self._reap(executor)
+            engine.images = ImageSteps(
+                self.ws, spec, engine.lock, lambda: executor.client,  # type: ignore[arg-type]
+                pull=getattr(self.ns, "pull", False), read_only=self.shared,
+            )
         return engine
+
+    def _reap(self, executor: Any) -> None:
+        """Remove containers left by a bg that was killed (asking the SDK only when there are some)."""
+        from buildgraph.executors.docker import RUN_LABEL, _owner_alive, reap
+        from buildgraph.images.engine_api import EngineAPI
+
+        api = EngineAPI.available()
+        if api is not None and all(_owner_alive(c.get("Labels") or {}) for c in api.containers_with_label(RUN_LABEL)):
+            return
+        for container in reap(executor.client):
+            self.reporter.notice(f"removed container {container[:12]} left by a bg that was killed")
 
     def show_metrics(self, summary: Any) -> None:
         for name, stage in self.project.spec.stages.items():  # type: ignore[attr-defined]
