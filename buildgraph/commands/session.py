@@ -23,6 +23,7 @@ class Session:
         self.ws = Workspace(project.root)
         self.reporter = make_reporter(sys.stdout, quiet=ns.quiet, json=getattr(ns, "json", False))
         self._lock: Any = None
+        self._executor: Any = None
 
     def __enter__(self) -> Session:
         from buildgraph.lockfile import fold
@@ -51,6 +52,8 @@ class Session:
             if not self.shared:
                 fold(self.ws.lock_path, self.ws.journal_path, keep=set(self.project.spec.stages))  # type: ignore[attr-defined]
         finally:
+            if self._executor is not None and hasattr(self._executor, "close"):
+                self._executor.close()
             self.ws.close()
             self.reporter.close()
             self._lock.__exit__(*exc)
@@ -61,6 +64,7 @@ class Session:
 
         spec = self.project.spec
         executor = choose_executor(getattr(self.ns, "executor", None) or spec.executor, spec, self.reporter)  # type: ignore[attr-defined]
+        self._executor = executor
         options = Options(
             jobs=getattr(self.ns, "jobs", 1),
             keep_going=getattr(self.ns, "keep_going", False),

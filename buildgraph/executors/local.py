@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from buildgraph.executors.guardian import Guardian
 from buildgraph.executors.base import Cancel, Job, LineSink, Result
 from buildgraph.executors.workdir import (
     LINK_MODES,
@@ -59,6 +60,10 @@ class LocalExecutor:
         self.link: LinkMode = link  # type: ignore[assignment]
         self.kill_grace = kill_grace
         self.poll_interval = poll_interval
+        self.guardian = Guardian()  # kills our jobs' groups if bg is SIGKILLed
+
+    def close(self) -> None:
+        self.guardian.close()
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         started = time.monotonic()
@@ -120,6 +125,7 @@ class _Supervisor:
     ) -> None:
         self.job, self.log, self.cancel = job, log, cancel
         self.grace, self.poll = executor.kill_grace, executor.poll_interval
+        self.guardian = executor.guardian
         self.lines = _LineSplitter(on_line)
         self.fd: int | None = None  # read end of the output pipe; None once closed
 
@@ -129,9 +135,11 @@ class _Supervisor:
         except OSError as exc:  # no `sh` on PATH, cwd vanished …
             return _Outcome(NOT_STARTED, error=f"could not start the command: {exc.strerror or exc}")
         try:
+            self.guardian.add(proc.pid)
             outcome = self._supervise(proc)
         finally:  # also on KeyboardInterrupt or a raising on_line: leave nothing running
             _signal_group(proc.pid, signal.SIGKILL)
+            self.guardian.discard(proc.pid)  # before reaping: the group id stays ours until then
             proc.wait()
             self._drain()
         outcome.exit_status = proc.returncode

@@ -156,11 +156,6 @@ def test_killed_mid_command_reruns_that_stage_and_frees_the_project_lock(two: Pr
         procs.kill_group(pid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a SIGKILLed bg cannot stop its command: the command runs in its own session "
-    "(so Ctrl-C reaches only bg) and is reparented to init, where it keeps running",
-)
 def test_a_sigkilled_bg_leaves_no_command_running(two: Project, procs: Procs) -> None:
     bg = two.spawn("run", "-j", "1", env={"NAP": "30"})
     pid = procs.wait_pid(pid_file(two))
