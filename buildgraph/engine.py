@@ -209,7 +209,7 @@ class Engine:
                 self._settle(outcome, summary, waiting, ready, chosen)
             raise Interrupted(
                 "interrupted; completed stages were recorded", hint="run `bg run` again to resume"
-            )
+            ) from None
         finally:
             pool.shutdown(wait=True)
             journal.close()
@@ -345,7 +345,9 @@ class Engine:
         )
         return outcome
 
-    def _build_guarded(self, name: str, decision: Decision, material: dict[str, Any], journal: Journal) -> Outcome:
+    def _build_guarded(
+        self, name: str, decision: Decision, material: dict[str, Any], journal: Journal
+    ) -> Outcome:
         assert self.images is not None
         started = time.monotonic()
         self.ws.logs.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,9 @@ class ImageSteps:
         return self.images.tag_for(stage, self.keys[stage])
 
     # ---------------------------------------------------------------- deciding
-    def evaluate(self, name: str, forced: bool = False, on_line: LineSink | None = None) -> tuple[Decision, dict[str, Any]]:
+    def evaluate(
+        self, name: str, forced: bool = False, on_line: LineSink | None = None
+    ) -> tuple[Decision, dict[str, Any]]:
         stage = self.spec.stages[name]
         assert isinstance(stage, ImageStage)
         resolved = self._resolve(stage, on_line)
@@ -132,7 +134,9 @@ class ImageSteps:
         return tuple(digests)
 
     # ---------------------------------------------------------------- building
-    def build(self, name: str, key: str, material: dict[str, Any], on_line: LineSink | None) -> dict[str, Any]:
+    def build(
+        self, name: str, key: str, material: dict[str, Any], on_line: LineSink | None
+    ) -> dict[str, Any]:
         from buildgraph.images.context import build_context
 
         stage = self.spec.stages[name]

@@ -25,7 +25,9 @@ def add_parser(
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would run, run nothing")
     p.add_argument("--executor", choices=["auto", "local", "docker"], help="where run stages execute")
     p.add_argument("--json", action="store_true", help="emit one JSON event per line")
-    p.add_argument("--pull", action="store_true", help="ask the registry again for the digests of base images")
+    p.add_argument(
+        "--pull", action="store_true", help="ask the registry again for the digests of base images"
+    )
 
 
 def run(ns: argparse.Namespace) -> int:

@@ -79,8 +79,12 @@ class Session:
             if not self.shared:
                 self._reap(executor)
             engine.images = ImageSteps(
-                self.ws, spec, engine.lock, lambda: executor.client,  # type: ignore[arg-type]
-                pull=getattr(self.ns, "pull", False), read_only=self.shared,
+                self.ws,
+                spec,
+                engine.lock,
+                lambda: executor.client,  # type: ignore[arg-type]
+                pull=getattr(self.ns, "pull", False),
+                read_only=self.shared,
             )
         return engine
 
@@ -90,7 +94,9 @@ class Session:
         from buildgraph.images.engine_api import EngineAPI
 
         api = EngineAPI.available()
-        if api is not None and all(_owner_alive(c.get("Labels") or {}) for c in api.containers_with_label(RUN_LABEL)):
+        if api is not None and all(
+            _owner_alive(c.get("Labels") or {}) for c in api.containers_with_label(RUN_LABEL)
+        ):
             return
         for container in reap(executor.client):
             self.reporter.notice(f"removed container {container[:12]} left by a bg that was killed")

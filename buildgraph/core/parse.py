@@ -20,10 +20,9 @@ from typing import Any, cast
 from buildgraph.core import values as v
 from buildgraph.core.graph import Graph, validate_graph
 from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME
-from buildgraph.core.suggest import did_you_mean
 from buildgraph.core.spec import Param, ParamValue, Spec
 from buildgraph.core.stages import read_stages
-from buildgraph.core.suggest import closest
+from buildgraph.core.suggest import closest, did_you_mean
 from buildgraph.errors import BuildfileError, Problem
 
 __all__ = ["Analysis", "analyse", "parse"]

@@ -12,9 +12,9 @@ Buildfile, here it is normalised away (`Output.is_dir` says what was declared).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
-ParamValue = Union[bool, int, float, str]
+ParamValue = bool | int | float | str
 ExecutorName = Literal["auto", "local", "docker"]
 
 
@@ -52,7 +52,7 @@ class StageRef:
     stage: str
 
 
-Base = Union[ImageRef, StageRef, DebianBase]
+Base = ImageRef | StageRef | DebianBase
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class RunStage:
     env: tuple[tuple[str, str], ...] = ()
     params_used: tuple[str, ...] = ()  # names of [params] the stage referenced
     args_used: tuple[str, ...] = ()
-    gpus: Union[None, str, int, tuple[int, ...]] = None  # None | "all" | N | (ids…)
+    gpus: None | str | int | tuple[int, ...] = None  # None | "all" | N | (ids…)
     network: bool = False
     timeout: float = 0.0  # seconds; 0 = none
     metrics: str = ""  # one of `outputs` (a JSON file of numbers)
@@ -120,7 +120,7 @@ class RunStage:
         return len(self.gpus)  # type: ignore[arg-type]
 
 
-Stage = Union[ImageStage, RunStage]
+Stage = ImageStage | RunStage
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Builtins only (read, kill, rm is the one external), so the guardian costs one process.
 _SCRIPT = (
-    'while read -r _; do :; done; '
+    "while read -r _; do :; done; "
     '[ -f "$1" ] && while read -r g; do kill -KILL -"$g" 2>/dev/null; done < "$1"; '
     'rm -f "$1"'
 )

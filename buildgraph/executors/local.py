@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from buildgraph.executors.guardian import Guardian
 from buildgraph.executors.base import Cancel, Job, LineSink, Result
+from buildgraph.executors.guardian import Guardian
 from buildgraph.executors.workdir import (
     LINK_MODES,
     NOT_STARTED,
