@@ -179,6 +179,8 @@ def _reference_problems(spec: Spec, stage: Stage, images: list[str], file: str) 
                     f"or write the full reference (docker.io/library/{parent})",
                 )
             ]
+        if parent not in spec.stages:
+            return []  # the parent stage itself is invalid: that problem is reported already
         if isinstance(spec.stages[parent], RunStage):
             return [
                 problem(
