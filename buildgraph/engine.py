@@ -15,6 +15,7 @@ Crash safety, in the order things happen for a run step:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import threading
@@ -22,6 +23,7 @@ import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildgraph import faults
@@ -29,7 +31,7 @@ from buildgraph.core.graph import Graph
 from buildgraph.core.keys import KEY_VERSION, key_of, run_material
 from buildgraph.core.plan import Decision, Observed, decide
 from buildgraph.core.spec import RunStage, Spec
-from buildgraph.errors import BgError, Interrupted
+from buildgraph.errors import BgError, EnvironmentProblem, Interrupted
 from buildgraph.executors.base import Cancel, Executor, Job
 from buildgraph.lockfile import Journal, current
 from buildgraph.report import Reporter
@@ -171,6 +173,7 @@ class Engine:
         started = time.monotonic()
         summary = Summary()
         selected = self.steps(targets)
+        self._check_secrets(selected)
         chosen = set(selected)
         waiting = {n: self._upstreams(n, chosen) for n in selected}
         ready = [n for n in selected if not waiting[n]]
@@ -219,6 +222,22 @@ class Engine:
             self.ws.remember_run(self.run_id, self._keys_used(summary))
         return summary
 
+    def _check_secrets(self, selected: list[str]) -> None:
+        missing = sorted(
+            {
+                f"{name} (stage {stage.name})"
+                for stage in map(self.spec.stages.get, selected)
+                if isinstance(stage, RunStage)
+                for name in stage.secrets
+                if name not in os.environ
+            }
+        )
+        if missing:
+            raise EnvironmentProblem(
+                f"secret(s) not set in the environment: {', '.join(missing)}",
+                hint="export each secret's value as an environment variable of the same name before `bg run`",
+            )
+
     def _next_dispatchable(self, ready: list[str]) -> str | None:
         for name in ready:
             stage = self.spec.stages[name]
@@ -261,6 +280,9 @@ class Engine:
                 u in ran for u in self.graph.upstreams(name)
             )
             status = "cutoff" if upstream_ran else "skipped"
+            recorded = self.lock.get(name) or {}
+            if self.images is not None and name in self.images.keys and recorded.get("key") != decision.key:
+                journal.record(name, self.images.entry(name, decision.key, material))  # built elsewhere
             self.reporter.finish(name, status, 0.0, "")
             return Outcome(name, status, decision)
         self.reporter.start(name, decision.action, [r.text() for r in decision.reasons])
@@ -393,6 +415,7 @@ class Engine:
         self.ws.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.ws.logs / f"{stage.name}.log"
         job = self._job(stage, scratch, log_path, gpu_ids)
+        job = dataclasses.replace(job, **self._secrets(stage, scratch, job))
         rel_log = os.path.relpath(log_path, self.ws.root)
         try:
             result = self.executor.run(
@@ -428,6 +451,25 @@ class Engine:
             network=stage.network,
             shm_size=stage.shm_size,
         )
+
+    def _secrets(self, stage: RunStage, scratch: Path, job: Job) -> dict[str, Any]:
+        """Secret values from bg's environment, as 0600 files outside the work dir.
+
+        Containers see them at /run/secrets/NAME; a host command finds them in
+        $BG_SECRETS_DIR. They never enter a key, the lock, the cache or an image.
+        """
+        if not stage.secrets:
+            return {}
+        folder = scratch / "secrets"
+        folder.mkdir(mode=0o700)
+        files = []
+        for name in stage.secrets:
+            path = folder / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(os.environ[name])
+            files.append((name, path))
+        return {"secrets": tuple(files), "env": (*job.env, ("BG_SECRETS_DIR", str(folder)))}
 
     def _store(
         self,

@@ -144,8 +144,12 @@ class ImageSteps:
         self.images.client = self.client
         parent = self._parent_ref(stage, on_line)
         args = {n: v for n, v in self.spec.args if n in stage.args_used}
-        image_id = self.images.build(stage, key, parent, build_context(self.ws.root, stage), args, on_line)
-        return {"kind": "image", "key": key, "material": material, "image": self.tag(name), "id": image_id}
+        self.images.build(stage, key, parent, build_context(self.ws.root, stage), args, on_line)
+        return self.entry(name, key, material)
+
+    def entry(self, name: str, key: str, material: dict[str, Any]) -> dict[str, Any]:
+        """The lock entry of a built image: no image id, which differs from engine to engine."""
+        return {"kind": "image", "key": key, "material": material, "image": self.tag(name)}
 
     def _parent_ref(self, stage: ImageStage, on_line: LineSink | None) -> str:
         base = stage.base

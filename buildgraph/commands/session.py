@@ -21,7 +21,10 @@ class Session:
 
         self.project, self.ns, self.shared = project, ns, shared
         self.ws = Workspace(project.root)
-        self.reporter = make_reporter(sys.stdout, quiet=ns.quiet, json=getattr(ns, "json", False))
+        if shared:  # status/explain print their own answer on stdout; notices go to stderr
+            self.reporter = make_reporter(sys.stderr)
+        else:
+            self.reporter = make_reporter(sys.stdout, quiet=ns.quiet, json=getattr(ns, "json", False))
         self._lock: Any = None
         self._executor: Any = None
 
