@@ -118,11 +118,18 @@ def decide(
 ) -> Decision:
     """Decide one step. `recorded` is the stage's lock entry (or None)."""
     run_action: Action = "build" if material.get("kind") == "image" else "run"
-    if seen.pending:
-        reason = Reason("upstream-pending", detail=", ".join(seen.pending))
-        return Decision(stage, run_action, key, (reason,), tentative=True)
     if seen.forced:
         return Decision(stage, run_action, key, (Reason("forced"),))
+    if seen.pending:
+        # Upstream steps run first, so this step's inputs are not known yet; but a change of
+        # its own (command, param, image …) makes it run whatever the upstream produces.
+        own = [] if recorded is not None and recorded.get("key") == key else [
+            r for r in why_changed(recorded, material, seen.upstream_of) if r.subject not in seen.upstream_of
+        ]
+        if own:
+            return Decision(stage, run_action, key, tuple(own))
+        reason = Reason("upstream-pending", detail=", ".join(seen.pending))
+        return Decision(stage, run_action, key, (reason,), tentative=True)
     if recorded is None or recorded.get("key") != key:
         reasons = tuple(why_changed(recorded, material, seen.upstream_of))
         return Decision(stage, "restore" if seen.cached else run_action, key, reasons)

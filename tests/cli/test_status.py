@@ -25,9 +25,9 @@ def test_status_json_shape_on_a_project_never_built(pipeline: Project) -> None:
         assert set(d) <= {"stage", "action", "key", "reasons", "tentative"}
         assert HEX64.fullmatch(d["key"]) and d["action"] == "run"
         assert all(set(r) >= {"kind", "text"} for r in d["reasons"])
-        assert d.get("tentative", False) is (d["stage"] != "prep")  # present only when true
-    assert decisions[0]["reasons"] == [{"kind": "never-built", "text": "never built"}]
-    assert kinds(decisions[1]) == ["upstream-pending"] and "prep" in decisions[1]["reasons"][0]["text"]
+        # never built runs whatever its upstream writes: a firm decision, not a tentative one
+        assert "tentative" not in d
+        assert d["reasons"] == [{"kind": "never-built", "text": "never built"}]
     assert not (pipeline.root / "Buildfile.lock").exists(), "status must not record anything"
 
 
