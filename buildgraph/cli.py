@@ -46,7 +46,9 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (`only`) the parser of one command: the others' modules are not
+    even imported, which keeps `bg run` with nothing to do fast."""
     common = common_options()
     parser = argparse.ArgumentParser(
         prog="bg",
@@ -58,13 +60,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        add = _command_module(module).add_parser
-        add(sub, common, name, help_text)
+        if only is None or name == only:
+            _command_module(module).add_parser(sub, common, name, help_text)
     return parser
 
 
 def _command_module(module: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"buildgraph.commands.{module}")
+
+
+_TAKES_VALUE = {"-C", "--directory", "-f", "--file", "--param", "--arg"}
+
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The command named in argv (None for `bg --help`, `bg --version` or no command)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _TAKES_VALUE:
+            skip = True
+        elif word in ("-h", "--help", "--version"):
+            return None
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _defaults(ns: argparse.Namespace) -> argparse.Namespace:
@@ -85,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("BG_DEBUG"))
     try:
-        parser = build_parser()
+        parser = build_parser(_chosen_command(argv))
         ns = _defaults(parser.parse_args(argv))
         if not ns.command:
             parser.print_help(sys.stderr)

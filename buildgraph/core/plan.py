@@ -57,7 +57,8 @@ _RENDER = {
     "input-missing": lambda r: f"input {r.subject} does not exist yet",
     "upstream-changed": lambda r: f"upstream output {r.subject} changed (from {r.detail})",
     "upstream-pending": lambda r: (
-        f"upstream {r.detail} runs first (may cut off if its outputs are unchanged)"
+        f"upstream {r.detail} {'run' if ',' in r.detail else 'runs'} first"
+        " (may cut off if its outputs are unchanged)"
     ),
     "param-changed": lambda r: f"param {r.subject} {_short(r.old)} → {_short(r.new)}",
     "param-added": lambda r: f"param {r.subject} now used ({_short(r.new)})",
