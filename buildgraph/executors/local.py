@@ -128,6 +128,7 @@ class _Supervisor:
         self.guardian = executor.guardian
         self.lines = _LineSplitter(on_line)
         self.fd: int | None = None  # read end of the output pipe; None once closed
+        self.pidfd: int | None = None  # readable once the leader exits: no polling lag
 
     def run(self, workdir: Path) -> _Outcome:
         try:
@@ -135,12 +136,16 @@ class _Supervisor:
         except OSError as exc:  # no `sh` on PATH, cwd vanished …
             return _Outcome(NOT_STARTED, error=f"could not start the command: {exc.strerror or exc}")
         try:
+            self.pidfd = _pidfd(proc.pid)
             self.guardian.add(proc.pid)
             outcome = self._supervise(proc)
         finally:  # also on KeyboardInterrupt or a raising on_line: leave nothing running
             _signal_group(proc.pid, signal.SIGKILL)
             self.guardian.discard(proc.pid)  # before reaping: the group id stays ours until then
             proc.wait()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
             self._drain()
         outcome.exit_status = proc.returncode
         return outcome
@@ -190,14 +195,15 @@ class _Supervisor:
 
     def _pump(self, timeout: float) -> None:
         """Pass on what output is available, waiting for some up to `timeout` seconds."""
-        if self.fd is None:  # output closed, process still running: just wait
+        watched = [fd for fd in (self.fd, self.pidfd) if fd is not None]
+        if not watched:  # output closed, no pidfd: wait for the leader by polling
             if self.cancel is not None:
                 self.cancel.event.wait(timeout)
             else:
                 time.sleep(timeout)
             return
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if self.fd is None or self.fd not in ready:
             return
         chunk = os.read(self.fd, 65536)
         if not chunk:
@@ -219,6 +225,13 @@ class _Supervisor:
             os.close(self.fd)
             self.fd = None
             self.lines.close()
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux ≥ 5.3: fall back to polling
+        return None
 
 
 def _has_exited(pid: int) -> bool:
