@@ -11,13 +11,18 @@ later runs reuse that digest until `--pull` asks the registry again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from buildgraph.core.keys import image_material, key_of
 from buildgraph.core.plan import Decision, Observed, Reason, decide
 from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
+from buildgraph.errors import EnvironmentProblem
 from buildgraph.executors.base import LineSink
 from buildgraph.lockfile import Lock
 from buildgraph.workspace import Workspace
@@ -144,7 +149,9 @@ class ImageSteps:
         self.images.client = self.client
         parent = self._parent_ref(stage, on_line)
         args = {n: v for n, v in self.spec.args if n in stage.args_used}
-        self.images.build(stage, key, parent, build_context(self.ws.root, stage), args, on_line)
+        context = build_context(self.ws.root, stage)
+        with secret_files(stage.secrets) as secrets:
+            self.images.build(stage, key, parent, context, args, on_line, secrets=secrets)
         return self.entry(name, key, material)
 
     def entry(self, name: str, key: str, material: dict[str, Any]) -> dict[str, Any]:
@@ -161,3 +168,26 @@ class ImageSteps:
         from buildgraph.images.debian import debian_base, debian_key
 
         return debian_base(base, debian_key(base), on_line, self.client)
+
+
+@contextlib.contextmanager
+def secret_files(names: tuple[str, ...]) -> Iterator[dict[str, Path]]:
+    """Each secret's value (from bg's environment) in a 0600 file that lives only during the build."""
+    if not names:
+        yield {}
+        return
+    missing = [n for n in names if n not in os.environ]
+    if missing:
+        raise EnvironmentProblem(
+            f"build secret(s) not set in the environment: {', '.join(missing)}",
+            hint="export each secret's value as an environment variable of the same name",
+        )
+    with tempfile.TemporaryDirectory(prefix="bg-secrets-") as folder:
+        files = {}
+        for name in names:
+            path = Path(folder) / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(os.environ[name])
+            files[name] = path
+        yield files
