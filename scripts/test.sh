@@ -10,4 +10,6 @@ PY=${PYTHON:-python3}
 if [ -f scripts/ci-docker.sh ]; then
   bash scripts/ci-docker.sh
 fi
+"$PY" -m ruff check buildgraph tests      # lint (the layering itself is a test)
+"$PY" -m mypy buildgraph/core             # the pure core is strictly typed
 "$PY" -m pytest -q "$@"

@@ -14,7 +14,7 @@ steps finished, so a rerun that reproduced identical bytes stops the cascade.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,7 +48,7 @@ def _short(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-_RENDER = {
+_RENDER: dict[str, Callable[[Reason], str]] = {
     "never-built": lambda r: "never built",
     "forced": lambda r: "forced",
     "input-changed": lambda r: f"input {r.subject} changed",

@@ -117,7 +117,7 @@ class RunStage:
             return None
         if isinstance(self.gpus, int):
             return self.gpus
-        return len(self.gpus)  # type: ignore[arg-type]
+        return len(self.gpus)
 
 
 Stage = ImageStage | RunStage
