@@ -93,5 +93,7 @@ def test_pending_upstream_with_own_change_is_a_firm_run() -> None:
     d = decide("train", "new", new, entry, Observed(pending=("prepare",), upstream_of={"data": "prepare"}))
     assert not d.tentative and kinds(d) == ["command-changed"]
     only_upstream = {**OLD, "inputs": {"train.py": "a" * 64, "data": "f" * 64}}
-    d = decide("train", "new", only_upstream, entry, Observed(pending=("prepare",), upstream_of={"data": "prepare"}))
+    d = decide(
+        "train", "new", only_upstream, entry, Observed(pending=("prepare",), upstream_of={"data": "prepare"})
+    )
     assert d.tentative and kinds(d) == ["upstream-pending"]
