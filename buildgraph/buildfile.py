@@ -5,20 +5,25 @@ symlinks that stay inside the project). Problems of all phases are reported toge
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import hashlib
+import json
 import os
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from buildgraph import __version__
+from buildgraph.atomic import atomic_write
 from buildgraph.core.graph import Graph, glob_root
-from buildgraph.core.parse import analyse
 from buildgraph.core.spec import ImageStage, RunStage, Spec
 from buildgraph.core.suggest import closest
 from buildgraph.core.values import at, problem, show
 from buildgraph.errors import BuildfileError, Problem, UsageError
 
-__all__ = ["filesystem_problems", "load", "read_text"]
+__all__ = ["filesystem_problems", "load", "load_graph", "read_text"]
 
 _GLOB_CHARS = frozenset("*?[")
 _OUTSIDE_HINT = (
@@ -33,12 +38,35 @@ def load(
     params: Mapping[str, str] | None = None,
 ) -> Spec:
     """The validated `Spec` of `root/file`; raises `BuildfileError` with every problem found."""
+    return load_graph(root, file, args, params)[0]
+
+
+def load_graph(
+    root: Path,
+    file: str = "Buildfile.toml",
+    args: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> tuple[Spec, Graph]:
+    """`load`, and the stage graph that validating it built (not built twice)."""
     text = read_text(root, file)
-    analysis = analyse(text, file, args, params)
-    problems = analysis.problems + filesystem_problems(root, analysis.spec, file, analysis.graph)
+    key = _cache_key(file, text, args, params)
+    found = _cached(root, key)
+    if found is not None:
+        spec, graph = found
+        problems = filesystem_problems(root, spec, file, graph)  # the disk may have changed since
+    else:
+        from buildgraph.core.parse import analyse  # with its TOML reader: only when parsing
+
+        analysis = analyse(text, file, args, params)
+        spec = analysis.spec
+        graph = analysis.graph if analysis.graph is not None else Graph(spec)
+        problems = analysis.problems + filesystem_problems(root, spec, file, graph)
+        if not analysis.problems:
+            graph.order()  # computed once, kept in the cache with the rest
+            _remember(root, key, spec, graph)
     if problems:
         raise BuildfileError(problems)
-    return analysis.spec
+    return spec, graph
 
 
 def read_text(root: Path, file: str = "Buildfile.toml") -> str:
@@ -59,6 +87,65 @@ def read_text(root: Path, file: str = "Buildfile.toml") -> str:
         raise BuildfileError(
             [Problem(file, f"{line}:{column}", "not valid UTF-8", "save the file as UTF-8")]
         ) from None
+
+
+_SPEC_CACHE = ".bg/buildfile.pickle"  # the last valid Spec and Graph, after a line with their key
+
+
+def _cached(root: Path, key: str) -> tuple[Spec, Graph] | None:
+    """The Spec and Graph `_remember` saved under `key`, if that is what the cache holds.
+
+    Parsing and validating 1,000 stages takes ~50 ms (tomllib is pure Python), loading them
+    ~5 ms; for a small Buildfile, importing tomllib alone costs twice importing pickle.
+    `.bg/` is trusted already: whoever can write it can plant cache entries."""
+    try:
+        with open(root / _SPEC_CACHE, "rb") as f:
+            if f.readline() != f"{key}\n".encode():
+                return None
+            import pickle
+
+            spec, graph = pickle.load(f)
+    except Exception:  # noqa: BLE001 - absent, another key's, or damaged: parse instead
+        return None
+    return (spec, graph) if isinstance(spec, Spec) and isinstance(graph, Graph) else None
+
+
+def _remember(root: Path, key: str, spec: Spec, graph: Graph) -> None:
+    cache = root / _SPEC_CACHE
+    if not cache.parent.is_dir():  # only in a project bg has run in
+        return
+    import pickle
+
+    with contextlib.suppress(Exception):  # a cache: never worth failing for
+        data = f"{key}\n".encode() + pickle.dumps((spec, graph), protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(cache, data, durable=False)
+
+
+def _cache_key(file: str, text: str, args: Mapping[str, str] | None, params: Mapping[str, str] | None) -> str:
+    """What a parse depends on: the text, the overrides, and bg's own code (its classes are pickled)."""
+    digest = hashlib.sha256(_code_fingerprint().encode())
+    for part in (
+        file,
+        text,
+        json.dumps(sorted((args or {}).items())),
+        json.dumps(sorted((params or {}).items())),
+    ):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def _code_fingerprint() -> str:
+    """Size and mtime of each module a Spec or Graph is made of: an edited bg reads no stale cache."""
+    package = Path(__file__).parent
+    found = [__version__, sys.version]
+    for folder in (package / "core", package):
+        with os.scandir(folder) as entries:
+            found += [
+                f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}"
+                for e in entries
+                if e.name.endswith(".py")
+            ]
+    return "\n".join(sorted(found))
 
 
 class _Tree:
@@ -106,11 +193,13 @@ def filesystem_problems(
     tree, graph, problems = _Tree(root), graph or Graph(spec), []
     for stage in spec.stages.values():
         where = at("stages", stage.name)
-        if isinstance(stage, RunStage):
+        if isinstance(stage, RunStage):  # `where` is spelled out only for a problem: 1,000s of paths
             for index, path in enumerate(stage.inputs):
-                problems += _path_problems(tree, graph, path, at(at(where, "inputs"), index))
+                if found := _path_problems(tree, graph, path, ""):
+                    problems += _at(found, at(at(where, "inputs"), index))
             for index, output in enumerate(stage.outputs):
-                problems += _output_problems(tree, output.path, at(at(where, "outputs"), index), file)
+                if found := _output_problems(tree, output.path, "", file):
+                    problems += _at(found, at(at(where, "outputs"), index))
         elif isinstance(stage, ImageStage):
             for index, copy in enumerate(stage.copy):
                 for source in copy.sources:
@@ -121,6 +210,10 @@ def filesystem_problems(
 
 
 _Found = list[tuple[str, str, str]]  # (where, message, hint)
+
+
+def _at(found: _Found, where: str) -> _Found:
+    return [(where, message, hint) for _, message, hint in found]
 
 
 def _path_problems(tree: _Tree, graph: Graph, path: str, where: str) -> _Found:

@@ -1,9 +1,12 @@
 """Walks a plan: decide each step once its upstream steps are done, then skip, restore or run it.
 
-One step at a time per worker thread, at most `jobs` at once, GPU steps drawing device
-ids from a pool so they never oversubscribe the GPUs. Deciding happens on the main
-thread right before dispatch, after every upstream step finished: a rerun that
-reproduced identical bytes leaves the downstream key unchanged (early cutoff).
+One step per worker thread; at most `jobs` commands at once (`slots.Slots`), GPU steps
+drawing device ids from a pool so they never oversubscribe the GPUs. A step gives its slot
+back when its command succeeds, so storing its outputs (hashing, fsyncs) overlaps the next
+command; it settles, and its downstream steps become ready, only once stored. Deciding
+happens on the main thread as soon as a step is ready, after every upstream step settled:
+a rerun that reproduced identical bytes leaves the downstream key unchanged (early cutoff).
+Scratch folders are recycled (`workdir.SpareFolders`), never made per step.
 
 Crash safety, in the order things happen for a run step:
     executor writes outputs in a scratch dir  → killed here: nothing recorded, step reruns
@@ -18,10 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import threading
 import time
-import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,11 +33,15 @@ from buildgraph.core.plan import Decision, Observed, decide
 from buildgraph.core.spec import RunStage, Spec
 from buildgraph.errors import BgError, EnvironmentProblem, Interrupted
 from buildgraph.executors.base import Cancel, Executor, Job
-from buildgraph.lockfile import Journal, current
+from buildgraph.executors.workdir import SpareFolders, recycle_below
+from buildgraph.lockfile import Journal, Lock, current
 from buildgraph.report import Reporter
+from buildgraph.slots import Claim, Slots
 from buildgraph.workspace import Workspace, host_fingerprint
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from buildgraph.imagesteps import ImageSteps
 
 
@@ -59,6 +63,7 @@ class Outcome:
     duration: float = 0.0
     error: str = ""
     log_path: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)  # path → digest, once in the workspace
 
 
 @dataclass
@@ -87,17 +92,24 @@ class Engine:
         reporter: Reporter,
         options: Options,
         images: ImageSteps | None = None,
+        lock: Lock | None = None,
     ) -> None:
         self.ws, self.spec, self.graph = ws, spec, graph
         self.images = images  # image stages are steps only when run stages execute in containers
         self.executor, self.reporter, self.options = executor, reporter, options
-        self.lock = current(ws.lock_path, ws.journal_path)  # a killed run's journal counts too
-        self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        # the recorded state: as just folded by the caller, or with a killed run's journal read in
+        self.lock = lock if lock is not None else current(ws.lock_path, ws.journal_path)
+        self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
         self.cancel = Cancel()
         self.environment: dict[str, Any] = {"host": host_fingerprint()}
-        self._planned: dict[str, dict[str, str]] = {}  # status mode: outputs a restore would bring
-        self._gpu_free = list(range(options.gpus))
-        self._gpu_lock = threading.Lock()
+        # output digests of steps settled (run) or to be restored (status): a downstream key uses
+        # them without hashing the workspace file again (its ctime changes when staged)
+        self._planned: dict[str, dict[str, str]] = {}
+        self._input_sources: dict[str, list[tuple[str, str | None]]] = {}
+        self._slots = Slots(options.jobs, options.gpus)
+        self._scratch_root = self.ws.tmp / self.run_id  # one folder per step below it
+        self._scratch_made = False
+        self._spares: SpareFolders | None = None  # scratch folders are reused, not remade
 
     # ---------------------------------------------------------------- selection
     def steps(self, targets: list[str]) -> list[str]:
@@ -117,41 +129,39 @@ class Engine:
         if not isinstance(stage, RunStage):
             assert self.images is not None
             return self.images.evaluate(name, forced=name in self.options.force)
-        digests = {path: self._input_digest(path) for path in stage.inputs}
+        sources = self._sources(name)
+        digests = {path: self._input_digest(path, producer) for path, producer in sources}
         material = run_material(stage, self.spec, self._environment_of(stage), digests)
         key = key_of(material)
         seen = Observed(
             outputs={o.path: self.ws.digest(o.path) for o in stage.outputs},
-            cached=self.ws.cache.has_manifest(key),
             forced=name in self.options.force,
-            upstream_of=self._upstream_paths(stage),
+            upstream_of={path: producer for path, producer in sources if producer is not None},
             pending=pending,
         )
-        return decide(name, key, material, self.lock.get(name), seen), material
+        decision = decide(name, key, material, self.lock.get(name), seen)
+        if decision.action == "run" and self.ws.cache.has_manifest(key):  # asked only when not up to date
+            decision = decide(
+                name, key, material, self.lock.get(name), dataclasses.replace(seen, cached=True)
+            )
+        return decision, material
 
     def _environment_of(self, stage: RunStage) -> dict[str, Any]:
         if self.images is not None and stage.image:
             return {"image": self.images.keys[stage.image]}
         return self.environment
 
-    def _input_digest(self, path: str) -> str | None:
-        planned = self._planned_digest(path)
-        return planned if planned is not None else self.ws.digest(path)
-
-    def _planned_digest(self, path: str) -> str | None:
-        producer = self.graph.producer(path)
-        if producer is None:
-            return None
-        outputs = self._planned.get(producer[0], {})
-        return outputs.get(path)
-
-    def _upstream_paths(self, stage: RunStage) -> dict[str, str]:
-        found = {}
-        for path in stage.inputs:
-            producer = self.graph.producer(path)
-            if producer is not None:
-                found[path] = producer[0]
+    def _sources(self, name: str) -> list[tuple[str, str | None]]:
+        """Each input of run stage `name` with the stage producing it (None: a workspace file)."""
+        found = self._input_sources.get(name)
+        if found is None:
+            found = self._input_sources[name] = self.graph.input_sources(name)
         return found
+
+    def _input_digest(self, path: str, producer: str | None) -> str | None:
+        """An upstream output's recorded digest once its step settled, else the file's."""
+        planned = self._planned.get(producer, {}).get(path) if producer is not None else None
+        return planned if planned is not None else self.ws.digest(path)
 
     def status(self, targets: list[str]) -> list[Decision]:
         """What `run` would do, without doing it (nothing is written but the stat cache)."""
@@ -171,56 +181,66 @@ class Engine:
     # ---------------------------------------------------------------- running
     def run(self, targets: list[str]) -> Summary:
         started = time.monotonic()
-        summary = Summary()
         selected = self.steps(targets)
         self._check_secrets(selected)
         chosen = set(selected)
-        waiting = {n: self._upstreams(n, chosen) for n in selected}
-        ready = [n for n in selected if not waiting[n]]
-        ran: set[str] = set()
-        journal = Journal(self.ws.journal_path)
-        running: dict[Future[Outcome], str] = {}
-        stop = False
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="bg-step")
+        walk = _Walk(chosen, {n: self._upstreams(n, chosen) for n in selected}, Journal(self.ws.journal_path))
+        walk.ready = [n for n in selected if not walk.waiting[n]]
         try:
-            while ready or running:
-                while ready and not stop and len(running) < max(1, self.options.jobs):
-                    name = self._next_dispatchable(ready)
-                    if name is None:
+            while walk.ready or walk.running:
+                self._hand_out(walk)
+                if not walk.running:
+                    if walk.stop or not walk.ready:
                         break
-                    ready.remove(name)
-                    outcome = self._dispatch(name, pool, running, journal, ran)
-                    if outcome is not None:
-                        self._settle(outcome, summary, waiting, ready, chosen)
-                if stop and not running:
-                    break
-                if not running:
                     continue
-                done, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
+                for future in self._slots.wait(walk.running):
+                    walk.running.remove(future)
                     outcome = future.result()
                     if outcome.status == "done":
-                        ran.add(outcome.stage)
-                    self._settle(outcome, summary, waiting, ready, chosen)
+                        walk.ran.add(outcome.stage)
+                    self._settle(outcome, walk)
                     if outcome.status == "failed" and not self.options.keep_going:
-                        stop = True
+                        walk.stop = True
         except KeyboardInterrupt:
             self.cancel.set()
-            for future in list(running):
-                outcome = future.result()
-                self._settle(outcome, summary, waiting, ready, chosen)
+            self._slots.stop()
+            for future in list(walk.running):
+                self._settle(future.result(), walk)
             raise Interrupted(
                 "interrupted; completed stages were recorded", hint="run `bg run` again to resume"
             ) from None
         finally:
-            pool.shutdown(wait=True)
-            journal.close()
-            shutil.rmtree(self.ws.tmp / self.run_id, ignore_errors=True)
-            self._mark_unreached(selected, summary)
-            summary.duration = time.monotonic() - started
-            self.ws.remember_run(self.run_id, self._keys_used(summary))
-        return summary
+            if walk.pool is not None:
+                walk.pool.shutdown(wait=True)
+            walk.journal.close()
+            if self._scratch_made:
+                recycle_below(str(self._scratch_root), None)
+                shutil.rmtree(self._scratch_root, ignore_errors=True)
+            self._mark_unreached(selected, walk.summary)
+            walk.summary.duration = time.monotonic() - started
+            self.ws.remember_run(self.run_id, self._keys_used(walk.summary))
+        return walk.summary
+
+    def _hand_out(self, walk: _Walk) -> None:
+        """Settle the ready steps found up to date; give the others to workers, at most `jobs`
+        of them waiting for a slot. Deciding happens here, while commands run (a step's inputs
+        are settled once it is ready), so a freed slot starts the next command at once."""
+        while walk.ready and not walk.stop and self._slots.queued < self._slots.jobs:
+            name = self._next_dispatchable(walk.ready)
+            if name is None:
+                return
+            walk.ready.remove(name)
+            decision, material = self.evaluate(name)
+            if decision.action == "skip":
+                self._settle(self._skipped(name, decision, material, walk), walk)
+                continue
+            self._make_scratch_root()
+            self._slots.queue()
+            future = walk.workers(self._slots.jobs).submit(
+                self._run_step, name, decision, material, walk.journal
+            )
+            self._slots.watch(future)
+            walk.running.add(future)
 
     def _check_secrets(self, selected: list[str]) -> None:
         missing = sorted(
@@ -240,86 +260,74 @@ class Engine:
 
     def _next_dispatchable(self, ready: list[str]) -> str | None:
         for name in ready:
-            stage = self.spec.stages[name]
-            if not isinstance(stage, RunStage) or self._gpus_available(stage):
+            if self._slots.gpus_free(self._gpus_wanted(name)):
                 return name
         return None
 
-    def _gpus_available(self, stage: RunStage) -> bool:
-        wanted = stage.gpu_count
-        if wanted == 0 or self.options.gpus == 0:
-            return True
-        with self._gpu_lock:
-            need = self.options.gpus if wanted is None else min(wanted, self.options.gpus)
-            return len(self._gpu_free) >= need
-
-    def _take_gpus(self, stage: RunStage) -> tuple[int, ...]:
-        wanted = stage.gpu_count
-        if wanted == 0 or self.options.gpus == 0:
-            return ()
-        with self._gpu_lock:
-            need = self.options.gpus if wanted is None else min(wanted, self.options.gpus)
-            taken, self._gpu_free = self._gpu_free[:need], self._gpu_free[need:]
-            return tuple(taken)
-
-    def _give_gpus(self, ids: tuple[int, ...]) -> None:
-        with self._gpu_lock:
-            self._gpu_free = sorted(self._gpu_free + list(ids))
-
-    def _dispatch(
-        self,
-        name: str,
-        pool: ThreadPoolExecutor,
-        running: dict[Future[Outcome], str],
-        journal: Journal,
-        ran: set[str],
-    ) -> Outcome | None:
-        decision, material = self.evaluate(name)
-        if decision.action == "skip":
-            upstream_ran = bool(self.graph.upstreams(name)) and any(
-                u in ran for u in self.graph.upstreams(name)
-            )
-            status = "cutoff" if upstream_ran else "skipped"
-            recorded = self.lock.get(name) or {}
-            if self.images is not None and name in self.images.keys and recorded.get("key") != decision.key:
-                journal.record(name, self.images.entry(name, decision.key, material))  # built elsewhere
-            self.reporter.finish(name, status, 0.0, "")
-            return Outcome(name, status, decision)
-        self.reporter.start(name, decision.action, [r.text() for r in decision.reasons])
+    def _gpus_wanted(self, name: str) -> int:
         stage = self.spec.stages[name]
-        if not isinstance(stage, RunStage):
-            running[pool.submit(self._build_guarded, name, decision, material, journal)] = name
-            return None
-        gpu_ids = self._take_gpus(stage)
-        future = pool.submit(self._execute_guarded, stage, decision, material, journal, gpu_ids)
-        running[future] = name
-        return None
+        wanted = stage.gpu_count if isinstance(stage, RunStage) else 0
+        if wanted == 0 or self.options.gpus == 0:
+            return 0
+        return self.options.gpus if wanted is None else min(wanted, self.options.gpus)
 
-    def _settle(
-        self,
-        outcome: Outcome,
-        summary: Summary,
-        waiting: dict[str, set[str]],
-        ready: list[str],
-        chosen: set[str],
-    ) -> None:
-        summary.outcomes[outcome.stage] = outcome
+    def _run_step(self, name: str, decision: Decision, material: dict[str, Any], journal: Journal) -> Outcome:
+        """A worker's whole step: wait for a slot, then run, restore or build, and store."""
+        claim = self._slots.take(self._gpus_wanted(name))
+        if claim is None:
+            return Outcome(name, "unreached", decision)  # stopped before it could start
+        try:
+            self.reporter.start(name, decision.action, [r.text() for r in decision.reasons])
+            stage = self.spec.stages[name]
+            if isinstance(stage, RunStage):
+                outcome = self._execute_guarded(stage, decision, material, journal, claim)
+            else:
+                outcome = self._build_guarded(name, decision, material, journal)
+            if outcome.status == "cancelled" or (outcome.status == "failed" and not self.options.keep_going):
+                self._slots.stop()  # before the slot frees: no other step starts
+            return outcome
+        finally:
+            claim.release()
+
+    def _skipped(self, name: str, decision: Decision, material: dict[str, Any], walk: _Walk) -> Outcome:
+        ups = self.graph.upstreams(name)
+        status = "cutoff" if any(u in walk.ran for u in ups) else "skipped"
+        recorded = self.lock.get(name) or {}
+        if self.images is not None and name in self.images.keys and recorded.get("key") != decision.key:
+            walk.journal.record(name, self.images.entry(name, decision.key, material))  # built elsewhere
+        self.reporter.finish(name, status, 0.0, "")
+        return Outcome(name, status, decision, outputs=_digests(recorded.get("outputs", {})))  # = workspace
+
+    def _make_scratch_root(self) -> None:
+        """The run's scratch folder and the log folder, made once (main thread), not per step."""
+        if not self._scratch_made:
+            self._scratch_root.mkdir(parents=True, exist_ok=True)
+            self.ws.logs.mkdir(parents=True, exist_ok=True)
+            self._spares = SpareFolders(f"{self._scratch_root}/.spare")
+            recycle_below(str(self._scratch_root), self._spares)
+            self._scratch_made = True
+
+    def _settle(self, outcome: Outcome, walk: _Walk) -> None:
+        if outcome.status == "unreached":
+            return  # never started: `_mark_unreached` records it
+        walk.summary.outcomes[outcome.stage] = outcome
         if outcome.status in ("failed", "cancelled", "blocked"):
-            for down in self._all_downstreams(outcome.stage, chosen):
-                if down not in summary.outcomes:
-                    summary.outcomes[down] = Outcome(
+            for down in self._all_downstreams(outcome.stage, walk.chosen):
+                if down not in walk.summary.outcomes:
+                    walk.summary.outcomes[down] = Outcome(
                         down, "blocked", error=f"upstream {outcome.stage} failed"
                     )
                     self.reporter.finish(down, "blocked", 0.0, f"upstream {outcome.stage} did not complete")
-                    waiting.pop(down, None)
-                    if down in ready:
-                        ready.remove(down)
+                    walk.waiting.pop(down, None)
+                    if down in walk.ready:
+                        walk.ready.remove(down)
             return
+        self._planned[outcome.stage] = outcome.outputs  # downstream keys read these digests
         for down in self.graph.downstreams(outcome.stage):
-            if down in waiting and outcome.stage in waiting[down]:
-                waiting[down].discard(outcome.stage)
-                if not waiting[down] and down not in summary.outcomes:
-                    ready.append(down)
+            if down in walk.waiting and outcome.stage in walk.waiting[down]:
+                walk.waiting[down].discard(outcome.stage)
+                if not walk.waiting[down] and down not in walk.summary.outcomes:
+                    walk.ready.append(down)
 
     def _all_downstreams(self, name: str, chosen: set[str]) -> list[str]:
         found: list[str] = []
@@ -346,22 +354,25 @@ class Engine:
         decision: Decision,
         material: dict[str, Any],
         journal: Journal,
-        gpu_ids: tuple[int, ...],
+        claim: Claim,
     ) -> Outcome:
         started = time.monotonic()
         try:
-            if decision.action == "restore" and self._restore(stage, decision, material, journal):
-                outcome = Outcome(stage.name, "cached", decision, time.monotonic() - started)
+            restored = (
+                self._restore(stage, decision, material, journal) if decision.action == "restore" else None
+            )
+            if restored is not None:
+                outcome = Outcome(
+                    stage.name, "cached", decision, time.monotonic() - started, outputs=restored
+                )
             else:
-                outcome = self._execute(stage, decision, material, journal, gpu_ids)
+                outcome = self._execute(stage, decision, material, journal, claim)
         except Exception as exc:  # an executor or store bug must not hang the scheduler
             if os.environ.get("BG_DEBUG"):
                 raise
             outcome = Outcome(
                 stage.name, "failed", decision, time.monotonic() - started, f"internal error: {exc!r}"
             )
-        finally:
-            self._give_gpus(gpu_ids)
         self.reporter.finish(
             stage.name, outcome.status, outcome.duration, outcome.error, log=outcome.log_path
         )
@@ -372,7 +383,6 @@ class Engine:
     ) -> Outcome:
         assert self.images is not None
         started = time.monotonic()
-        self.ws.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.ws.logs / f"{name}.log"
         rel_log = os.path.relpath(log_path, self.ws.root)
         with open(log_path, "w", encoding="utf-8") as log:
@@ -393,13 +403,15 @@ class Engine:
 
     def _restore(
         self, stage: RunStage, decision: Decision, material: dict[str, Any], journal: Journal
-    ) -> bool:
+    ) -> dict[str, str] | None:
+        """The restored outputs' digests; None when the entry is gone or corrupt since deciding
+        (the step then runs)."""
         manifest = self.ws.cache.get_manifest(decision.key)
-        if manifest is None:  # gone or corrupt since deciding: fall back to running
-            return False
+        if manifest is None:
+            return None
         self._materialise(manifest["outputs"])
         journal.record(stage.name, self._lock_entry(decision.key, material, manifest["outputs"]))
-        return True
+        return _digests(manifest["outputs"])
 
     def _execute(
         self,
@@ -407,14 +419,13 @@ class Engine:
         decision: Decision,
         material: dict[str, Any],
         journal: Journal,
-        gpu_ids: tuple[int, ...],
+        claim: Claim,
     ) -> Outcome:
-        scratch = self.ws.tmp / self.run_id / stage.name
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        self.ws.logs.mkdir(parents=True, exist_ok=True)
+        assert self._spares is not None
+        scratch = self._scratch_root / stage.name
+        self._spares.take(str(scratch))
         log_path = self.ws.logs / f"{stage.name}.log"
-        job = self._job(stage, scratch, log_path, gpu_ids)
+        job = self._job(stage, scratch, log_path, claim.gpu_ids)
         job = dataclasses.replace(job, **self._secrets(stage, scratch, job))
         rel_log = os.path.relpath(log_path, self.ws.root)
         try:
@@ -426,11 +437,12 @@ class Engine:
             if not result.ok:
                 error = result.error or f"command exited with status {result.exit_status}"
                 return Outcome(stage.name, "failed", decision, result.duration, error, rel_log)
+            claim.release()  # succeeded: the next command may start while this step stores
             outputs = self._store(stage, decision, material, result.output_root, log_path, result.duration)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            self._spares.keep(str(scratch))
         journal.record(stage.name, self._lock_entry(decision.key, material, outputs))
-        return Outcome(stage.name, "done", decision, result.duration, "", rel_log)
+        return Outcome(stage.name, "done", decision, result.duration, "", rel_log, _digests(outputs))
 
     def _job(self, stage: RunStage, scratch: Any, log_path: Any, gpu_ids: tuple[int, ...]) -> Job:
         env = list(stage.env)
@@ -516,6 +528,33 @@ class Engine:
                 p: {k: r[k] for k in ("kind", "digest", "size") if k in r} for p, r in outputs.items()
             },
         }
+
+
+@dataclass
+class _Walk:
+    """The state of one `run`: which steps wait for which, which are ready, which running."""
+
+    chosen: set[str]
+    waiting: dict[str, set[str]]  # step → upstream steps not settled yet
+    journal: Journal
+    ready: list[str] = field(default_factory=list)
+    running: set[Future[Outcome]] = field(default_factory=set)
+    ran: set[str] = field(default_factory=set)
+    summary: Summary = field(default_factory=Summary)
+    stop: bool = False
+    pool: ThreadPoolExecutor | None = None  # made when a step first has work to do
+
+    def workers(self, jobs: int) -> ThreadPoolExecutor:
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # not imported by a run with nothing to do
+
+            # `jobs` steps run commands, `jobs` wait for a slot, up to 2 × `jobs` store outputs
+            self.pool = ThreadPoolExecutor(max_workers=4 * max(1, jobs), thread_name_prefix="bg-step")
+        return self.pool
+
+
+def _digests(records: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {path: record["digest"] for path, record in records.items()}
 
 
 def _visible_gpus(pool_ids: tuple[int, ...]) -> list[str]:

@@ -26,6 +26,7 @@ from buildgraph.atomic import atomic_write, fsync_dir
 from buildgraph.errors import EnvironmentProblem
 
 LOCK_VERSION = 1
+_CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")  # at the start of a line
 Entry = dict[str, Any]
 _LOCK_HINT = "restore it from version control, or delete it: `bg run` re-records every stage from the cache"
 
@@ -72,7 +73,7 @@ class Lock:
 
 
 def _parse(name: str, text: str) -> dict[str, Entry]:
-    if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in text.splitlines()):
+    if any(text.startswith(m) or f"\n{m}" in text for m in _CONFLICT_MARKERS):  # `in`: 50× a regex
         raise EnvironmentProblem(
             f"{name}: unresolved merge conflict markers",
             "keep either side of each conflict (`bg run` re-records stages that differ), or delete the file",
@@ -169,14 +170,18 @@ def current(lock_path: Path, journal_path: Path) -> Lock:
 def fold(lock_path: Path, journal_path: Path, keep: set[str] | None = None) -> Lock:
     """Apply the journal to the lock (last record per stage wins), drop stages not in `keep`
     (stages no longer in the Buildfile), write the lock if it changed, remove the journal.
-    Call it under the exclusive project lock: it also removes temporaries of killed writers."""
+    Call it under the exclusive project lock: it also removes temporaries of killed writers.
+    Returns the lock as it now is on disk."""
     _remove_stale_temporaries(lock_path)
-    stages = dict(current(lock_path, journal_path).stages)
-    if keep is not None:
-        stages = {name: entry for name, entry in stages.items() if name in keep}
-    lock = Lock(stages)
-    lock.save(lock_path)
-    if journal_path.exists():
+    journaled = journal_path.exists()
+    found = current(lock_path, journal_path) if journaled else Lock.load(lock_path)
+    if keep is None or keep.issuperset(found.stages):
+        lock = found
+    else:
+        lock = Lock({name: entry for name, entry in found.stages.items() if name in keep})
+    if lock is not found or journaled:  # else the file holds exactly this: nothing to write
+        lock.save(lock_path)
+    if journaled:
         journal_path.unlink()
         fsync_dir(journal_path.parent)  # an old journal must not reappear and be folded again
     return lock

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
-import subprocess
 from functools import cached_property
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from buildgraph.stores.digests import DigestCache
 class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = os.path.abspath(root)
         self.state = root / ".bg"
         self.lock_path = root / "Buildfile.lock"
         self.journal_path = self.state / "journal.jsonl"
@@ -50,7 +48,7 @@ class Workspace:
         return self.root / rel
 
     def digest(self, rel: str) -> str | None:
-        found = self.digests.digest(self.root / rel)
+        found = self.digests.digest(f"{self._root}/{rel}")  # a str: pathlib costs, 1,000s of times a run
         return found.digest if found else None
 
     def close(self) -> None:
@@ -79,11 +77,19 @@ class Workspace:
 
 def host_fingerprint() -> str:
     """Where a host run happens; part of a run stage's key under the local executor."""
+    if hasattr(os, "uname"):  # what `platform.system()`/`machine()` return on POSIX, without importing it
+        uname = os.uname()
+        return f"{uname.sysname.lower()}/{uname.machine}"
+    import platform
+
     return f"{platform.system().lower()}/{platform.machine()}"
 
 
 def count_gpus() -> int:
     """NVIDIA GPUs visible on this host (0 without a driver)."""
+    import shutil
+    import subprocess
+
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])

@@ -38,14 +38,13 @@ class Project:
 
 
 def load_project(ns: argparse.Namespace) -> Project:
-    from buildgraph.buildfile import load
-    from buildgraph.core.graph import Graph
+    from buildgraph.buildfile import load_graph
 
     root = Path(ns.directory).resolve()
     if not root.is_dir():
         raise UsageError(f"-C {ns.directory}: no such directory")
-    spec = load(root, ns.file, args=pairs(ns.arg, "--arg"), params=pairs(ns.param, "--param"))
-    return Project(root, spec, Graph(spec))
+    spec, graph = load_graph(root, ns.file, args=pairs(ns.arg, "--arg"), params=pairs(ns.param, "--param"))
+    return Project(root, spec, graph)
 
 
 def check_targets(project: Project, targets: list[str]) -> list[str]:

@@ -27,6 +27,7 @@ class Session:
             self.reporter = make_reporter(sys.stdout, quiet=ns.quiet, json=getattr(ns, "json", False))
         self._lock: Any = None
         self._executor: Any = None
+        self._folded: Any = None  # Buildfile.lock as folded on entry (None: read-only commands)
 
     def __enter__(self) -> Session:
         from buildgraph.lockfile import fold
@@ -36,7 +37,7 @@ class Session:
         self._lock = ProjectLock(self.ws.state / "lock", shared=self.shared, on_wait=self._waiting)
         self._lock.__enter__()
         if not self.shared:
-            fold(self.ws.lock_path, self.ws.journal_path, keep=set(self.project.spec.stages))  # type: ignore[attr-defined]
+            self._folded = fold(self.ws.lock_path, self.ws.journal_path, keep=set(self.project.spec.stages))  # type: ignore[attr-defined]
         return self
 
     def _waiting(self, text: str) -> None:
@@ -52,7 +53,7 @@ class Session:
         from buildgraph.lockfile import fold
 
         try:
-            if not self.shared:
+            if not self.shared and self.ws.journal_path.exists():  # else nothing completed: the lock stands
                 fold(self.ws.lock_path, self.ws.journal_path, keep=set(self.project.spec.stages))  # type: ignore[attr-defined]
         finally:
             if self._executor is not None and hasattr(self._executor, "close"):
@@ -75,7 +76,8 @@ class Session:
             link=spec.link,  # type: ignore[attr-defined]
             gpus=_gpus_needed(spec),
         )
-        engine = Engine(self.ws, spec, self.project.graph, executor, self.reporter, options)  # type: ignore[arg-type]
+        graph, lock = self.project.graph, self._folded
+        engine = Engine(self.ws, spec, graph, executor, self.reporter, options, lock=lock)  # type: ignore[arg-type]
         if executor.name == "docker":
             from buildgraph.imagesteps import ImageSteps
 

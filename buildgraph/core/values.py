@@ -8,14 +8,16 @@ always renders to one line.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from buildgraph.core.interpolate import Issue
 from buildgraph.core.spec import ParamValue
 from buildgraph.core.suggest import closest
 from buildgraph.errors import Problem
+
+if TYPE_CHECKING:  # imported where a Buildfile is parsed: a cached Spec needs no TOML parser
+    import tomllib
 
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 NAME_RULE = "a name of letters, digits, '_', '.' and '-' that starts with a letter or digit"
@@ -301,6 +303,8 @@ def _locate_at_end(text: str, message: str) -> tuple[int, int]:
 
 
 def _fails_with(text: str, message: str) -> bool:
+    import tomllib
+
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

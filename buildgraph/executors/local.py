@@ -10,7 +10,9 @@ The command
     no `BG_OUTPUTS`: the command line already names its outputs;
   * reads stdin from /dev/null and writes stdout and stderr, merged, to `Job.log_path`
     (the exact bytes) and, split into lines, to `on_line`; a carriage return also ends a
-    line there, so a tqdm bar updates live instead of arriving in one piece at the end;
+    line there, so a tqdm bar updates live instead of arriving in one piece at the end.
+    A command that succeeds silently leaves no new log file (an old one is emptied);
+    a failed one always leaves its log;
   * runs in its own session and process group. A timeout or `Cancel` sends SIGTERM to the
     group, then SIGKILL after `kill_grace` seconds. Whatever is left of the group when the
     command exits (a forgotten `server &`) is SIGKILLed: a stage leaves no orphans.
@@ -27,15 +29,14 @@ import os
 import re
 import select
 import signal
-import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from buildgraph.executors.base import Cancel, Job, LineSink, Result
-from buildgraph.executors.guardian import Guardian
 from buildgraph.executors.workdir import (
     LINK_MODES,
     NOT_STARTED,
@@ -46,6 +47,11 @@ from buildgraph.executors.workdir import (
     stage_inputs,
     work_dir,
 )
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from buildgraph.executors.guardian import Guardian
 
 _MAX_LINE = 64 * 1024  # a longer run of bytes without a newline is passed on in pieces
 _DRAIN_GRACE = 2.0  # seconds to wait for EOF from a process that escaped the group
@@ -60,15 +66,28 @@ class LocalExecutor:
         self.link: LinkMode = link  # type: ignore[assignment]
         self.kill_grace = kill_grace
         self.poll_interval = poll_interval
-        self.guardian = Guardian()  # kills our jobs' groups if bg is SIGKILLed
+        self._guardian: Guardian | None = None  # made with the first job (a null run needs none)
+        self._guardian_lock = threading.Lock()
+        self._log_folders: set[str] = set()
 
     def close(self) -> None:
-        self.guardian.close()
+        if self._guardian is not None:
+            self._guardian.close()
+
+    @property
+    def guardian(self) -> Guardian:
+        """Kills our jobs' groups if bg is SIGKILLed (it starts subprocess: imported here)."""
+        with self._guardian_lock:
+            if self._guardian is None:
+                from buildgraph.executors.guardian import Guardian
+
+                self._guardian = Guardian(_memory_folder())
+            return self._guardian
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         started = time.monotonic()
         workdir = work_dir(job.scratch)
-        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_log_folder(job.log_path)
         if cancel is not None and cancel.is_set():  # Ctrl-C came while this job was queued
             job.log_path.write_bytes(b"")
             return Result(NOT_STARTED, workdir, 0.0, job.log_path, interrupted=True)
@@ -77,11 +96,13 @@ class LocalExecutor:
         except StagingError as exc:
             job.log_path.write_bytes(b"")
             return Result(NOT_STARTED, workdir, time.monotonic() - started, job.log_path, error=str(exc))
-        with open(job.log_path, "wb") as log:
+        with _LazyLog(job.log_path) as log:
             outcome = _Supervisor(self, job, log, on_line or _ignore, cancel).run(workdir)
         problems = [modified_inputs_problem(snapshot), outcome.error]
         if outcome.exit_status == 0 and not outcome.error and not outcome.interrupted:
             problems.append(output_problems(workdir, job.outputs))
+        if any(problems) or outcome.exit_status != 0 or outcome.interrupted:
+            os.close(os.open(job.log_path, os.O_WRONLY | os.O_CREAT, 0o644))  # a failure names its log
         return Result(
             exit_status=outcome.exit_status,
             output_root=workdir,
@@ -90,6 +111,48 @@ class LocalExecutor:
             error="; ".join(p for p in problems if p),
             interrupted=outcome.interrupted,
         )
+
+    def _make_log_folder(self, log_path: Path) -> None:
+        folder = os.path.dirname(log_path)
+        if folder not in self._log_folders:
+            os.makedirs(folder, exist_ok=True)
+            self._log_folders.add(folder)
+
+
+def _memory_folder() -> Path | None:
+    """/dev/shm where it is a writable folder: the guardian's list of groups is rewritten twice
+    per job, and a rename over a file on a disk filesystem (ext4) waits for the disk."""
+    shm = Path("/dev/shm")
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+class _LazyLog:
+    """The job's log file, made on the first output. A silent command makes no new file (an
+    old log is emptied): on some filesystems (ext4 without a journal) making a file costs more
+    than a short command."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> _LazyLog:
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(self.path, 0)  # the previous run's log is gone at once; no new inode
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def write(self, chunk: bytes) -> None:
+        self.create()
+        assert self._file is not None
+        self._file.write(chunk)
+        self._file.flush()  # a killed `bg` still leaves the whole log behind
+
+    def create(self) -> None:
+        if self._file is None:
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
 
 
 def job_environment(job: Job, host: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -121,7 +184,7 @@ class _Supervisor:
     """
 
     def __init__(
-        self, executor: LocalExecutor, job: Job, log: BinaryIO, on_line: LineSink, cancel: Cancel | None
+        self, executor: LocalExecutor, job: Job, log: _LazyLog, on_line: LineSink, cancel: Cancel | None
     ) -> None:
         self.job, self.log, self.cancel = job, log, cancel
         self.grace, self.poll = executor.kill_grace, executor.poll_interval
@@ -151,12 +214,15 @@ class _Supervisor:
         return outcome
 
     def _start(self, workdir: Path) -> subprocess.Popen[bytes]:
+        import subprocess
+
+        env = job_environment(self.job)
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(
                 ["sh", "-c", self.job.command],
                 cwd=workdir,
-                env=job_environment(self.job),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
@@ -209,8 +275,7 @@ class _Supervisor:
         if not chunk:
             self._close_output()
             return
-        self.log.write(chunk)
-        self.log.flush()  # a killed `bg` still leaves the whole log behind
+        self.log.write(chunk)  # and flushed: a killed `bg` still leaves the whole log behind
         self.lines.feed(chunk)
 
     def _drain(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from buildgraph.errors import EnvironmentProblem
@@ -25,6 +24,8 @@ def daemon_answers(timeout: float = 2.0) -> str | None:
     path = docker_socket()
     if not os.path.exists(path):
         return f"no Docker socket at {path}"
+    import socket
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)

@@ -16,9 +16,13 @@ output must be a directory.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,9 +41,12 @@ def work_dir(scratch: Path) -> Path:
 
 
 def safe_relpath(relpath: str) -> str:
-    """The relative path without a trailing "/"; rejects absolute or escaping paths (engine bugs)."""
-    parts = Path(relpath.rstrip("/")).parts
-    if not parts or Path(relpath).is_absolute() or ".." in parts:
+    """The relative path without a trailing "/"; rejects absolute or escaping paths (engine bugs).
+
+    Plain string work, as `PurePosixPath.parts` would do it: this runs for every input and output
+    of every job."""
+    parts = [part for part in relpath.split("/") if part not in ("", ".")]
+    if not parts or relpath.startswith("/") or ".." in parts:
         raise ValueError(f"job path {relpath!r} must be relative and inside the project")
     return "/".join(parts)
 
@@ -51,10 +58,10 @@ def safe_relpath(relpath: str) -> str:
 class InputSnapshot:
     """(size, mtime_ns) of every input source file, taken while staging: stat only, no hashing."""
 
-    stats: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    names: dict[Path, str] = field(default_factory=dict)  # source file -> project-relative name
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # source file -> project-relative name
 
-    def record(self, source: Path, name: str, st: os.stat_result) -> None:
+    def record(self, source: str, name: str, st: os.stat_result) -> None:
         self.stats[source] = (st.st_size, st.st_mtime_ns)
         self.names[source] = name
 
@@ -81,59 +88,95 @@ def stage_inputs(
     """
     if link not in LINK_MODES:
         raise ValueError(f"link must be one of {', '.join(LINK_MODES)}, not {link!r}")
-    workdir.mkdir(parents=True)
+    root = os.fspath(workdir)
+    pool = _pool_for(root)
+    folders = _Folders(root, pool.take if pool is not None else os.mkdir)
+    folders.make_root()
     snapshot = InputSnapshot()
     for relpath, source in inputs:
         name = safe_relpath(relpath)
         try:
-            _place(Path(source), workdir / name, name, link, snapshot)
+            _place(os.fspath(source), name, folders, link, snapshot)
         except FileNotFoundError as exc:
             raise StagingError(f"input '{name}' does not exist ({exc.filename})") from exc
         except OSError as exc:
             raise StagingError(f"could not stage input '{name}': {exc.strerror or exc}") from exc
     for output in outputs:
-        (workdir / safe_relpath(output)).parent.mkdir(parents=True, exist_ok=True)
+        folders.parent_of(safe_relpath(output))
     return snapshot
 
 
-def _place(source: Path, dest: Path, name: str, link: LinkMode, snapshot: InputSnapshot) -> None:
+class _Folders:
+    """The folders made below the work dir: each made once, however many inputs share it."""
+
+    def __init__(self, root: str, mkdir: Callable[[str], None]) -> None:
+        self.root = root
+        self.mkdir = mkdir  # os.mkdir, or a pool's `take`
+        self._made = {""}
+
+    def make_root(self) -> None:
+        try:
+            self.mkdir(self.root)
+        except FileNotFoundError:  # no scratch folder above it (a caller outside the engine)
+            os.makedirs(self.root)
+
+    def parent_of(self, name: str) -> str:
+        """Make the folder holding project-relative `name`; returns `name`'s absolute path."""
+        folder = name.rpartition("/")[0]
+        if folder not in self._made:
+            self._make(folder)
+        return f"{self.root}/{name}"
+
+    def _make(self, folder: str) -> None:
+        parent = folder.rpartition("/")[0]
+        if parent not in self._made:
+            self._make(parent)
+        with contextlib.suppress(FileExistsError):  # a directory input made it already
+            self.mkdir(f"{self.root}/{folder}")
+        self._made.add(folder)
+
+
+def _place(source: str, name: str, folders: _Folders, link: LinkMode, snapshot: InputSnapshot) -> None:
     st = os.stat(source)  # follows a symlinked input: the command sees the target
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not os.path.isdir(source):
+    dest = folders.parent_of(name)
+    if not stat.S_ISDIR(st.st_mode):
         _place_file(source, dest, link)
         snapshot.record(source, name, st)
         return
-    dest.mkdir(exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        folders.mkdir(dest)
     for entry, rel in _walk(source):
-        target = dest / rel
+        target = f"{dest}/{rel}"
         if entry.is_symlink():
             _replace_with_symlink(os.readlink(entry.path), target)
         elif entry.is_dir():
-            target.mkdir(exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                folders.mkdir(target)
         elif entry.is_file():
-            _place_file(Path(entry.path), target, link)
-            snapshot.record(Path(entry.path), f"{name}/{rel}", entry.stat())
+            _place_file(entry.path, target, link)
+            snapshot.record(entry.path, f"{name}/{rel}", entry.stat())
         # sockets, fifos and devices are not build inputs: left out on purpose
 
 
-def _walk(root: Path, prefix: str = "") -> Iterator[tuple[os.DirEntry[str], str]]:
+def _walk(root: str, prefix: str = "") -> Iterator[tuple[os.DirEntry[str], str]]:
     """Entries under `root` (parents before children), with their path relative to `root`."""
     with os.scandir(root) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             rel = f"{prefix}{entry.name}"
             yield entry, rel
             if entry.is_dir(follow_symlinks=False):
-                yield from _walk(Path(entry.path), f"{rel}/")
+                yield from _walk(entry.path, f"{rel}/")
 
 
-def _place_file(source: Path, dest: Path, link: LinkMode) -> None:
-    if dest.exists():  # the same file reached through two overlapping inputs
-        return
+def _place_file(source: str, dest: str, link: LinkMode) -> None:
     if link == "copy":
-        shutil.copy2(source, dest)
+        if not os.path.lexists(dest):  # else the same file, reached through two overlapping inputs
+            shutil.copy2(source, dest)
         return
     try:
         os.link(source, dest)
+    except FileExistsError:
+        return  # the same file, reached through two overlapping inputs
     except FileNotFoundError:
         raise
     except OSError:
@@ -143,9 +186,98 @@ def _place_file(source: Path, dest: Path, link: LinkMode) -> None:
         shutil.copy2(source, dest)
 
 
-def _replace_with_symlink(target: str, dest: Path) -> None:
-    if not dest.is_symlink() and not dest.exists():
+def _replace_with_symlink(target: str, dest: str) -> None:
+    if not os.path.lexists(dest):
         os.symlink(target, dest)
+
+
+# --- recycling folders ----------------------------------------------------------------
+
+
+class SpareFolders:
+    """Empty folders kept to be renamed into place instead of made anew.
+
+    Making a folder allocates an inode, and on ext4 without a journal (common in VMs) that
+    scans past every inode freed in the last seconds: four scratch folders made and removed
+    per job cost more than a short job itself. `keep` empties a finished job's tree and keeps
+    its folders; `take` renames one into place (a rename allocates nothing). Spares live in
+    `root`, on the scratch's filesystem; removing `root` removes them. (A process that escaped
+    its job's group with `setsid` and still writes relative to its old cwd would now write
+    into a later job's folder: such a process could write anywhere, and is killed at the end
+    of the command only while it stays in the group.)
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+        self._mode = stat.S_IMODE(os.stat(root).st_mode)  # what a folder we make gets
+        self._free: list[str] = []
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def take(self, path: str) -> None:
+        """Make `path` an empty folder, from a spare when there is one. Like `os.mkdir`, it
+        raises FileExistsError when `path` exists, except an empty folder, which it replaces."""
+        with self._lock:
+            spare = self._free.pop() if self._free else None
+        if spare is None:
+            os.mkdir(path)
+            return
+        try:
+            os.rename(spare, path)
+        except OSError as error:
+            self._give_back(spare)
+            if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
+            os.mkdir(path)  # the error mkdir gives (no parent …), or a folder if the spare vanished
+
+    def keep(self, tree: str) -> None:
+        """Remove everything below the folder `tree`, keeping its folders (itself too) as spares."""
+        try:
+            self._keep(tree)
+        except FileNotFoundError:
+            pass
+        except OSError:  # an odd tree (a folder the command made read-only …): just remove it
+            shutil.rmtree(tree, ignore_errors=True)
+
+    def _keep(self, folder: str) -> None:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                self._keep(entry.path)
+            else:
+                os.unlink(entry.path)
+        if stat.S_IMODE(os.lstat(folder).st_mode) != self._mode:
+            os.rmdir(folder)  # a mode we would not make (0700 secrets, a command's chmod)
+            return
+        with self._lock:
+            self._count += 1
+            spare = f"{self.root}/{self._count}"
+        os.rename(folder, spare)
+        self._give_back(spare)
+
+    def _give_back(self, spare: str) -> None:
+        with self._lock:
+            self._free.append(spare)
+
+
+_POOLS: dict[str, SpareFolders] = {}  # top folder → the pool for scratch folders below it
+
+
+def recycle_below(top: str, pool: SpareFolders | None) -> None:
+    """From now on `stage_inputs` makes folders below `top` from `pool` (None: stop that)."""
+    if pool is None:
+        _POOLS.pop(top, None)
+    else:
+        _POOLS[top] = pool
+
+
+def _pool_for(path: str) -> SpareFolders | None:
+    for top, pool in list(_POOLS.items()):  # one entry per running engine
+        if path.startswith(top + "/"):
+            return pool
+    return None
 
 
 # --- checking --------------------------------------------------------------------------
@@ -155,10 +287,10 @@ def output_problems(workdir: Path, outputs: Iterable[str]) -> str:
     """The empty string when every declared output exists, else one message naming all wrong ones."""
     missing, not_dirs = [], []
     for output in outputs:
-        path = workdir / safe_relpath(output)
-        if not path.exists():  # a dangling symlink counts as missing
+        path = os.path.join(workdir, safe_relpath(output))
+        if not os.path.exists(path):  # a dangling symlink counts as missing
             missing.append(output)
-        elif output.endswith("/") and not path.is_dir():
+        elif output.endswith("/") and not os.path.isdir(path):
             not_dirs.append(output)
     problems = []
     if missing:

@@ -23,6 +23,7 @@ are kept out by the project lock; `gc` must run under the exclusive one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -64,6 +65,7 @@ OutputRecord = Digest  # what a stored output is: same kinds, digests and trees 
 RecordLike = OutputRecord | Mapping[str, Any]
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _KEY = re.compile(r"[0-9a-f]{8,128}")
+_FLUSH_EVERY_S = 1.0
 
 
 class CorruptObject(EnvironmentProblem):
@@ -104,6 +106,10 @@ class ArtefactCache:
         self._lock = threading.Lock()
         self._reflinker = Reflinker()
         self._device: int | None = None
+        self._folders: set[str] = set()  # prefix folders (objects/ab, runs/ab) known to exist
+        self._fresh: set[str] = set()  # … created by us, their entry in the parent not yet fsynced
+        self._folders_lock = threading.Lock()
+        self._flushed = time.monotonic()
 
     def __enter__(self) -> ArtefactCache:
         return self
@@ -169,14 +175,20 @@ class ArtefactCache:
             self._store_bytes(os.fsencode(target), record.digest, touched)
         else:
             raise ValueError(f"{path}: not a regular file, directory or symlink")
-        for folder in sorted(touched):
-            fsync_dir(Path(folder))
-        self._records.flush()
-        return record
+        self._synced(touched)
+        return record  # its stat records are written with the manifest (or at close)
 
     def put_log(self, path: Path, move: bool = False) -> str:
-        """Store a log file as an object; its digest goes in the manifest's `log`."""
-        return self.ingest(path, move=move).digest
+        """Store a log file as an object (a missing file: an empty log); its digest goes in the
+        manifest's `log`."""
+        try:
+            return self.ingest(path, move=move).digest
+        except FileNotFoundError:
+            touched: set[str] = set()
+            digest = hashlib.sha256(b"").hexdigest()
+            self._store_bytes(b"", digest, touched)
+            self._synced(touched)
+            return digest
 
     def _store_file(self, src: str, digest: str, move: bool, touched: set[str]) -> None:
         if self.verify(digest):
@@ -191,7 +203,7 @@ class ArtefactCache:
         if self.verify(digest):
             return
         final = self.object_path(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._folder(str(final.parent))
         staged = temp_sibling(str(final))
         atomic_write(Path(staged), data, mode=0o444)  # durable; renamed to its name under the lock
         self._commit(staged, True, final, digest, touched)
@@ -218,7 +230,7 @@ class ArtefactCache:
         return self._device
 
     def _copy_in(self, src: str, final: Path) -> str:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._folder(str(final.parent))
         staged = temp_sibling(str(final))
         try:
             copy_file(src, staged, 0o444, self._reflinker)
@@ -237,7 +249,7 @@ class ArtefactCache:
                 if owned:
                     os.unlink(staged)
                 return True
-            final.parent.mkdir(parents=True, exist_ok=True)
+            folder = self._folder(str(final.parent))
             try:
                 os.replace(staged, final)
             except OSError:
@@ -246,8 +258,40 @@ class ArtefactCache:
                     raise
                 return False
             self._records.remember_stat(str(final), os.lstat(final), digest, time.time_ns())
-            touched.update((str(final.parent), str(self.objects)))
+            touched.add(folder)
+            if self._is_fresh(folder):  # its own entry in objects/ must be durable too
+                touched.add(str(self.objects))
         return True
+
+    def _folder(self, folder: str) -> str:
+        """Make a prefix folder exist: one mkdir per folder and process, not one per object.
+
+        A folder we create goes into `_fresh` until `_synced` fsyncs its parent: the object
+        renamed into it is durable only once the folder's own name is."""
+        with self._folders_lock:
+            if folder in self._folders:
+                return folder
+            try:
+                os.mkdir(folder)
+                self._fresh.add(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:  # objects/ or runs/ itself is new
+                os.makedirs(folder, exist_ok=True)
+                self._fresh.add(folder)
+            self._folders.add(folder)
+        return folder
+
+    def _is_fresh(self, folder: str) -> bool:
+        with self._folders_lock:
+            return folder in self._fresh
+
+    def _synced(self, folders: set[str]) -> None:
+        """fsync `folders`, parents last; then no folder below a synced parent is fresh."""
+        for folder in sorted(folders, key=len, reverse=True):
+            fsync_dir(Path(folder))
+        with self._folders_lock:
+            self._fresh.difference_update([f for f in self._fresh if os.path.dirname(f) in folders])
 
     # ------------------------------------------------------------ manifests
     def manifest_path(self, key: str) -> Path:
@@ -260,12 +304,25 @@ class ArtefactCache:
 
     def put_manifest(self, key: str, manifest: Mapping[str, Any]) -> None:
         """Write the manifest last: only after every object it names is stored and durable."""
-        missing = [d for d in sorted(manifest_objects(manifest)) if not self.object_path(d).is_file()]
+        missing = [d for d in sorted(manifest_objects(manifest)) if not os.path.isfile(self._object(d))]
         if missing:
             raise ValueError(f"manifest {key[:12]}… names objects not in the cache: {missing[:3]}")
         data = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        atomic_write(self.manifest_path(key), data.encode("utf-8"), durable=True)
-        self._records.flush()
+        path = self.manifest_path(key)
+        folder = self._folder(str(path.parent))
+        atomic_write(path, data.encode("utf-8"), durable=True)  # fsyncs the file and runs/ab
+        if self._is_fresh(folder):
+            self._synced({str(self.runs)})
+        self._flush_records()
+
+    def _flush_records(self) -> None:
+        """Write the objects' stat records at most every `_FLUSH_EVERY_S` (and at close): one
+        sqlite transaction per stage cost more than its fsyncs. A record lost to a crash costs
+        one re-hash of that object when it is next verified."""
+        now = time.monotonic()
+        if now - self._flushed >= _FLUSH_EVERY_S:
+            self._flushed = now
+            self._records.flush()
 
     def get_manifest(self, key: str, verify: bool = True) -> dict[str, Any] | None:
         """The manifest, or None when absent, unreadable, or (with `verify`) when any object it
@@ -277,7 +334,7 @@ class ArtefactCache:
         if len(needed) > 64:
             self._records.preload(self.objects)
         intact = all(self.verify(d) for d in sorted(needed))
-        self._records.flush()
+        self._flush_records()
         return manifest if intact else None
 
     def iter_manifests(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -327,8 +384,7 @@ class ArtefactCache:
         for digest in hardlinked:
             obj = self._object(digest)
             self._records.remember_stat(obj, os.lstat(obj), digest)
-        self._refresh_unlinked(unlinked)
-        self._records.flush()
+        self._refresh_unlinked(unlinked)  # written at the next flush: a lost one costs a re-hash
 
     def _check(self, record: OutputRecord) -> None:
         for entry in record.tree:

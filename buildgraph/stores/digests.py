@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeGuard, Union
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 2_000_000_000
@@ -88,10 +88,16 @@ class HashStats:
 
 
 # ---------------------------------------------------------------- digest scheme
+_buffers = threading.local()
+
+
 def hash_file(path: StrPath) -> str:
-    """sha256 of a file's bytes, read 1 MiB at a time into one reused buffer."""
+    """sha256 of a file's bytes, read 1 MiB at a time into its thread's buffer (a fresh 1 MiB
+    per call, zeroed and mapped, cost more than hashing a small file)."""
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK)
+    buffer = getattr(_buffers, "chunk", None)
+    if buffer is None:
+        buffer = _buffers.chunk = bytearray(CHUNK)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
         while count := f.readinto(buffer):
@@ -147,6 +153,17 @@ def dir_digest(tree: tuple[TreeEntry, ...]) -> Digest:
 
 def warn_stderr(message: str) -> None:
     print(f"bg: warning: {message}", file=sys.stderr)
+
+
+def _normal_absolute(path: StrPath) -> TypeGuard[str]:
+    """True for a str that `os.path.abspath` would return unchanged (the cheap, common case)."""
+    return (
+        isinstance(path, str)
+        and path.startswith("/")
+        and "//" not in path
+        and "/." not in path
+        and not path.endswith("/")
+    )
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -288,7 +305,7 @@ class DigestCache:
         """The digest of a file, directory or symlink; None when `path` does not exist.
 
         `follow_symlinks` applies to `path` itself only (e.g. `data -> /mnt/datasets/x`)."""
-        where = os.path.abspath(path)
+        where = path if _normal_absolute(path) else os.path.abspath(path)
         try:
             st = os.stat(where, follow_symlinks=follow_symlinks)
         except (FileNotFoundError, NotADirectoryError):

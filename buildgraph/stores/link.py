@@ -36,11 +36,15 @@ class Reflinker:
 
     def __init__(self) -> None:
         self._unsupported: set[int] = set()
+        self._devices: dict[str, int] = {}  # folder → its device: one stat per folder, not per file
         self._lock = threading.Lock()
 
     def clone(self, src: str, dst: str) -> bool:
         """Create `dst` as a clone of `src`; False (and nothing created) where unsupported."""
-        device = os.stat(os.path.dirname(dst)).st_dev
+        folder = os.path.dirname(dst)
+        device = self._devices.get(folder)
+        if device is None:
+            device = self._devices[folder] = os.stat(folder).st_dev
         if device in self._unsupported:
             return False
         import fcntl
