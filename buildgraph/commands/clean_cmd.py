@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 
 from buildgraph.commands._common import add, check_targets, load_project
@@ -22,16 +21,9 @@ def run(ns: argparse.Namespace) -> int:
     project = load_project(ns)
     names = check_targets(project, ns.stages) or list(project.spec.stages)  # type: ignore[attr-defined]
     removed = 0
-    with Session(project, ns):
+    with Session(project, ns) as session:
         for name in names:
             for output in getattr(project.spec.stages[name], "outputs", ()):  # type: ignore[attr-defined]
-                path = project.root / output.path
-                if path.is_symlink() or path.is_file():
-                    path.unlink()
-                elif path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    continue
-                removed += 1
+                removed += session.ws.cache.remove_output(project.root / output.path)
     sys.stdout.write(f"removed {removed} output(s); `bg run` restores them from the cache\n")
     return 0

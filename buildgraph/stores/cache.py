@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import threading
 import time
@@ -399,6 +400,27 @@ class ArtefactCache:
                 raise CorruptObject(
                     f"cache object {digest[:12]}… is missing or corrupt", "run `bg run` again to rebuild it"
                 )
+
+    def remove_output(self, dest: Path) -> bool:
+        """Remove a workspace output (file or tree), re-recording the objects its files were
+        hardlinks to: unlinking changes their ctime, which would otherwise cost a re-hash
+        (a 1 GiB restore after `bg clean` must not read the gigabyte again)."""
+        if not os.path.lexists(dest):
+            return False
+        linked = []
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            for folder, _, names in os.walk(dest):
+                linked += [
+                    st for st in map(os.lstat, (os.path.join(folder, n) for n in names)) if st.st_nlink > 1
+                ]
+            shutil.rmtree(dest)
+        else:
+            st = os.lstat(dest)
+            linked += [st] if st.st_nlink > 1 else []
+            os.unlink(dest)
+        with self._lock:
+            self._refresh_unlinked(linked)
+        return True
 
     def _refresh_unlinked(self, unlinked: list[os.stat_result]) -> None:
         """Re-record objects whose ctime changed because we unlinked a workspace hardlink

@@ -15,8 +15,8 @@ The stat cache maps path → (inode, size, mtime_ns, ctime_ns, digest, hashed_ns
 four stat fields equal its row is not read. ctime is compared too: it catches an in-place edit
 that restored mtime. *Racy files* (git's "racily clean" problem): a file written within the
 timestamp granularity of our hashing can change again without its stat changing. A row is
-therefore trusted only when `mtime_ns < hashed_ns - racy_window_ns` (2 s: coarse-timestamp
-filesystems, small clock skews); otherwise the file is hashed again and the row refreshed. A file
+therefore trusted only when `mtime_ns < hashed_ns - racy_window_ns` (2 s on coarse-timestamp
+filesystems, 100 ms where timestamps carry sub-millisecond digits — still many clock ticks); otherwise the file is hashed again and the row refreshed. A file
 touched right before a run thus costs one extra hash on the next run, then none.
 
 Rows are kept in memory and written in one transaction by `flush()`/`close()`. The database is
@@ -40,6 +40,7 @@ from typing import Any, Literal, TypeGuard, Union
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 2_000_000_000
+FINE_RACY_WINDOW_NS = 100_000_000
 LINK_MODE = 0o120000
 SCHEMA_VERSION = 1
 
@@ -338,9 +339,16 @@ class DigestCache:
         row = self._row(path)
         if row is None or row[:4] != stat_key(st):
             return None
-        if st.st_mtime_ns >= row[5] - self._racy_window_ns:
+        if st.st_mtime_ns >= row[5] - self._window(st.st_mtime_ns):
             return None  # racily clean: could have changed within the timestamp granularity
         return row[4]
+
+    def _window(self, mtime_ns: int) -> int:
+        """The racy window for a timestamp: 2 s where the filesystem keeps whole seconds (or
+        milliseconds), 100 ms where it keeps finer ones (ext4, xfs, btrfs: a few ms of clock tick)."""
+        if mtime_ns % 1_000_000:
+            return min(self._racy_window_ns, FINE_RACY_WINDOW_NS)
+        return self._racy_window_ns
 
     def remember(self, path: StrPath, record: Digest | Mapping[str, Any]) -> None:
         """Record that `path` now holds `record` (just materialised), so nothing re-hashes it."""

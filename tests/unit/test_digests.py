@@ -277,3 +277,22 @@ def test_threads_share_one_cache(cache: DigestCache, tmp_path: Path) -> None:
     assert all(results[p] == Digest("file", sha(p.read_bytes()), 5000) for p in paths)
     cache.flush()
     assert cache.stats.files_hashed == 64
+
+
+def test_racy_window_is_short_on_fine_timestamps_and_long_on_whole_seconds(tmp_path: Path) -> None:
+    cache = DigestCache(tmp_path / "stat.db")
+    fine = tmp_path / "fine.txt"
+    fine.write_text("x")
+    os.utime(fine, ns=(time.time_ns(), time.time_ns() - 500_000_123))  # 0.5 s old, ns digits
+    coarse = tmp_path / "coarse.txt"
+    coarse.write_text("y")
+    whole = (time.time_ns() // 1_000_000_000 - 1) * 1_000_000_000  # ~1 s old, whole seconds
+    os.utime(coarse, ns=(whole, whole))
+    for path in (fine, coarse):
+        cache.digest(path)
+    hashed = cache.stats.files_hashed
+    cache.digest(fine)  # outside the 100 ms window: trusted by stat
+    assert cache.stats.files_hashed == hashed
+    cache.digest(coarse)  # inside the 2 s window of a whole-second timestamp: read again
+    assert cache.stats.files_hashed == hashed + 1
+    cache.close()
