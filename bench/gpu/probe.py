@@ -1,8 +1,21 @@
-import json, os, sys, time
+import json
+import os
+import sys
+import time
+
 import torch
+
 t = time.time()
 x = torch.ones(1024, 1024, device="cuda")
 torch.cuda.synchronize()
 time.sleep(1.0)
-json.dump({"cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "count": torch.cuda.device_count(),
-           "name": torch.cuda.get_device_name(0), "start": t, "end": time.time()}, open(sys.argv[1], "w"))
+json.dump(
+    {
+        "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "count": torch.cuda.device_count(),
+        "name": torch.cuda.get_device_name(0),
+        "start": t,
+        "end": time.time(),
+    },
+    open(sys.argv[1], "w"),
+)
