@@ -16,7 +16,8 @@ four stat fields equal its row is not read. ctime is compared too: it catches an
 that restored mtime. *Racy files* (git's "racily clean" problem): a file written within the
 timestamp granularity of our hashing can change again without its stat changing. A row is
 therefore trusted only when `mtime_ns < hashed_ns - racy_window_ns` (2 s on coarse-timestamp
-filesystems, 100 ms where timestamps carry sub-millisecond digits — still many clock ticks); otherwise the file is hashed again and the row refreshed. A file
+filesystems, 100 ms where timestamps carry sub-millisecond digits — still many clock ticks);
+otherwise the file is hashed again and the row refreshed. A file
 touched right before a run thus costs one extra hash on the next run, then none.
 
 Rows are kept in memory and written in one transaction by `flush()`/`close()`. The database is
