@@ -18,8 +18,12 @@ import os
 from functools import cached_property
 from pathlib import Path
 
+from buildgraph.atomic import atomic_write_text
 from buildgraph.stores.cache import ArtefactCache
 from buildgraph.stores.digests import DigestCache
+
+HISTORY_TRIM_BYTES = 8 << 20  # .bg/runs.jsonl is trimmed past this size …
+HISTORY_KEEP_RUNS = 100  # … to its last runs (far more than any sensible `keep_runs`)
 
 
 class Workspace:
@@ -61,6 +65,10 @@ class Workspace:
         self.state.mkdir(exist_ok=True)
         with open(self.history, "a", encoding="utf-8") as f:
             f.write(json.dumps({"run": run_id, "keys": sorted(keys)}) + "\n")
+            grown = f.tell() > HISTORY_TRIM_BYTES
+        if grown:  # keep the newest runs only: `keep_runs` is small, the file must not grow forever
+            lines = self.history.read_text(encoding="utf-8").splitlines(keepends=True)
+            atomic_write_text(self.history, "".join(lines[-HISTORY_KEEP_RUNS:]), durable=False)
 
     def recent_run_keys(self, last: int) -> set[str]:
         if last <= 0 or not self.history.exists():
