@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    PHASES,
     CommandFailed,
     bg_command,
     count_rewritten,
@@ -243,23 +244,12 @@ def table(rec: Recorder) -> str:
     return format_table(["tool", "stages", "phase", "median s", "x make", "x doit", "n", "rewrote"], rows)
 
 
-_PHASE_ORDER = (
-    "full -j1",
-    "full -j2",
-    "null run",
-    "null status",
-    "touch run 1",
-    "touch run 2",
-    "touch status 1",
-    "touch status 2",
-    "edit run",
-)
 _TOOL_ORDER = ("bg", "make", "doit")
 
 
 def _row_order(item: tuple[tuple[int, str, str], Row]) -> tuple[int, int, int]:
     size, tool, phase = item[0]
-    return size, _PHASE_ORDER.index(phase), _TOOL_ORDER.index(tool)
+    return size, PHASES.index(phase), _TOOL_ORDER.index(tool)
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:

@@ -140,3 +140,17 @@ def verdict(value: float | None, limit: float, higher_is_better: bool = False) -
         return "n/a"
     ok = value >= limit if higher_is_better else value <= limit
     return "meets" if ok else "MISSES"
+
+
+# The phases of bench_core.py, in the order its tables list them.
+PHASES = (
+    "full -j1",
+    "full -j2",
+    "null run",
+    "null status",
+    "touch run 1",
+    "touch run 2",
+    "touch status 1",
+    "touch status 2",
+    "edit run",
+)

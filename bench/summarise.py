@@ -12,17 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-PHASES = (
-    "full -j1",
-    "full -j2",
-    "null run",
-    "null status",
-    "touch run 1",
-    "touch run 2",
-    "touch status 1",
-    "touch status 2",
-    "edit run",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import PHASES  # noqa: E402
+
 TOOLS = ("bg", "make", "doit")
 # bg status has no make/doit counterpart: compare it with their null/touch run.
 COUNTERPART = {"null status": "null run", "touch status 1": "touch run 1", "touch status 2": "touch run 2"}
