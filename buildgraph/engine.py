@@ -183,6 +183,8 @@ class Engine:
         started = time.monotonic()
         selected = self.steps(targets)
         self._check_secrets(selected)
+        # every step is queued until decided (just before it runs): the live table lists them all
+        self.reporter.plan([(name, "queued", []) for name in selected])
         chosen = set(selected)
         walk = _Walk(chosen, {n: self._upstreams(n, chosen) for n in selected}, Journal(self.ws.journal_path))
         walk.ready = [n for n in selected if not walk.waiting[n]]
