@@ -43,14 +43,30 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
             view = view[os.write(fd, view) :]
         if durable:
             os.fsync(fd)
+        closing, fd = fd, -1
+        os.close(closing)  # may report a deferred write error (NFS): not closed twice
+        os.replace(tmp, path)  # can fail too (ENOSPC growing a directory on ext4)
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    os.close(fd)
-    os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append `data` to the O_APPEND descriptor `fd` whole or not at all: a write that fails
+    part-way (a full disk) is cut back off, so the file never ends in a torn line that the
+    next append would glue itself to. The caller must be the file's only writer."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        if len(view) < len(data):
+            os.ftruncate(fd, os.fstat(fd).st_size - (len(data) - len(view)))
+        raise
 
 
 def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:

@@ -20,8 +20,9 @@ from buildgraph.atomic import atomic_write
 from buildgraph.core.graph import Graph, glob_root
 from buildgraph.core.spec import ImageStage, RunStage, Spec
 from buildgraph.core.suggest import closest
-from buildgraph.core.values import at, problem, show
+from buildgraph.core.values import at, problem, show, show_raw
 from buildgraph.errors import BuildfileError, Problem, UsageError
+from buildgraph.stores import digests
 
 __all__ = ["filesystem_problems", "load", "load_graph", "read_text"]
 
@@ -29,6 +30,12 @@ _GLOB_CHARS = frozenset("*?[")
 _OUTSIDE_HINT = (
     "buildgraph tracks only files inside the project: copy the data in, or move the link's target inside"
 )
+_LINK_HINTS = {  # why a symlink is refused → what to do
+    digests.OUTSIDE: _OUTSIDE_HINT,
+    digests.DANGLING: "point the link at an existing file, or remove it",
+    digests.LOOP: "remove the link, or point it at a folder that does not hold it",
+    digests.SPECIAL: "point the link at a file or a directory",
+}
 
 
 def load(
@@ -154,16 +161,17 @@ class _Tree:
     def __init__(self, root: Path) -> None:
         self.root = os.path.realpath(root)
         self._real: dict[str, str | None] = {"": self.root}
+        self.links: dict[str, tuple[str, str]] = {}  # project path of a symlink → (shown target, why)
 
     def real(self, rel: str) -> str | None:
         """The real path of project path `rel`, or None when it does not exist."""
         if rel not in self._real:
             parent, _, leaf = rel.rpartition("/")
             base = self.real(parent)
-            self._real[rel] = None if base is None else self._follow(os.path.join(base, leaf))
+            self._real[rel] = None if base is None else self._follow(rel, os.path.join(base, leaf))
         return self._real[rel]
 
-    def _follow(self, full: str) -> str | None:
+    def _follow(self, rel: str, full: str) -> str | None:
         try:
             mode = os.lstat(full).st_mode
         except OSError:
@@ -171,7 +179,39 @@ class _Tree:
         if not stat.S_ISLNK(mode):
             return full
         real = os.path.realpath(full)
-        return real if os.path.exists(real) or not self.inside(real) else None
+        if not self.inside(real):
+            self.links[rel] = (real, digests.OUTSIDE)
+            return real
+        if os.path.exists(real):
+            return real
+        self.links[rel] = (os.readlink(full), digests.DANGLING)
+        return None
+
+    def link_problem(self, path: str) -> tuple[str, str] | None:
+        """The message and hint for a refused symlink that is `path` or one of its folders."""
+        parts = path.split("/")
+        for rel in ("/".join(parts[:count]) for count in range(1, len(parts) + 1)):  # outermost first
+            if rel in self.links:
+                target, why = self.links[rel]
+                place = "is" if rel == path else f"is inside {show(rel)},"
+                return f"{show(path)} {place} a symlink to {show_raw(target)}, {why}", _LINK_HINTS[why]
+        return None
+
+    def tree_problem(self, path: str) -> tuple[str, str] | None:
+        """The message and hint for the first refused symlink below the existing folder `path`."""
+        real = self.real(path)
+        if real is None or not os.path.isdir(real):
+            return None
+        try:
+            for _ in digests.scan_tree(real, digests.Links(within=self.root, refuse=True)):
+                pass
+        except digests.LinkRefused as refused:
+            inner, target = show(f"{path}/{refused.relpath}"), show_raw(refused.target)
+            message = f"{inner} (inside {show(path)}) is a symlink to {target}, {refused.reason}"
+            return message, _LINK_HINTS[refused.reason]
+        except OSError:
+            return None  # unreadable: staging says so, with the reason
+        return None
 
     def inside(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root + os.sep)
@@ -195,7 +235,7 @@ def filesystem_problems(
         where = at("stages", stage.name)
         if isinstance(stage, RunStage):  # `where` is spelled out only for a problem: 1,000s of paths
             for index, path in enumerate(stage.inputs):
-                if found := _path_problems(tree, graph, path, ""):
+                if found := _path_problems(tree, graph, path, "", walk=True):
                     problems += _at(found, at(at(where, "inputs"), index))
             for index, output in enumerate(stage.outputs):
                 if found := _output_problems(tree, output.path, "", file):
@@ -216,15 +256,23 @@ def _at(found: _Found, where: str) -> _Found:
     return [(where, message, hint) for _, message, hint in found]
 
 
-def _path_problems(tree: _Tree, graph: Graph, path: str, where: str) -> _Found:
+def _path_problems(tree: _Tree, graph: Graph, path: str, where: str, walk: bool = False) -> _Found:
+    """Problems of a path that must exist or be produced; `walk`: also of the symlinks in it (a
+    run stage's input: its digest and staging follow them; an image's `copy` keeps them as links)."""
     real = tree.real(path)
-    if real is not None and not tree.inside(real):
-        return [(where, f"{show(path)} resolves outside the project (through a symlink)", _OUTSIDE_HINT)]
-    if real is None and graph.producer(path) is None and not graph.producers_inside(path):
+    produced = graph.producer(path) is not None
+    if real is None and (produced or graph.producers_inside(path)):
+        return []
+    link = tree.link_problem(path)
+    if link is not None:
+        return [(where, *link)]
+    if real is None:
         return [
             (where, f"{show(path)} does not exist and no stage outputs it", _missing_hint(tree, graph, path))
         ]
-    return []
+    # an upstream's output holds only the links that ingest keeps: not walked again
+    link = tree.tree_problem(path) if walk and not produced else None
+    return [(where, *link)] if link is not None else []
 
 
 def _missing_hint(tree: _Tree, graph: Graph, path: str) -> str:

@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from buildgraph import __version__
-from buildgraph.errors import BgError, BuildfileError
+from buildgraph.errors import INTERNAL_ERROR, BgError, BuildfileError
 
 # command name → (module, one-line help). Order is the order `bg --help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("run_cmd", "run stages (a target runs with everything it needs; none = all)"),
+    "run": ("run_cmd", "run stages (a target runs with everything it needs; none: the [project] default)"),
     "status": ("status_cmd", "what `bg run` would do, and why"),
     "explain": ("explain_cmd", "why one stage would run: old and new keys, digests, values"),
     "graph": ("graph_cmd", "show the stage graph (text, dot, mermaid, json)"),
@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init", "scaffold a Buildfile.toml for this project"),
     "lint": ("lint", "warn about image-stage practices, each with a fix"),
     "shell": ("shell", "open an interactive shell in a stage's image"),
+    "shell-init": ("shell_init", "print a `bg` shell function that keeps the shell's job control"),
 }
 
 
@@ -55,7 +56,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="buildgraph: a declarative, content-keyed build graph for ML work in Docker images.",
         parents=[common],
         epilog="exit status: 0 ok, 1 a stage failed, 2 invalid Buildfile or command line, "
-        "3 environment problem, 130 interrupted",
+        f"3 environment problem, {INTERNAL_ERROR} internal error (a bug in bg), 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"bg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -110,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not ns.command:
             parser.print_help(sys.stderr)
             return 2
+        if getattr(ns, "help_of", None) is not None:  # `-h` of a command naming the project's default
+            from buildgraph.commands._common import show_help
+
+            show_help(ns.help_of, ns.directory, ns.file)
+            return 0
         module = COMMANDS[ns.command][0]
         return int(_command_module(module).run(ns) or 0)
     except BuildfileError as exc:
@@ -123,19 +129,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             _say("hint", exc.hint)
         if debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
         return exc.exit_status
     except KeyboardInterrupt:
         _say("error", "interrupted")
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # a bug: one line unless asked for the traceback
+    except Exception as exc:  # a bug: one line (and the traceback only when asked), always INTERNAL_ERROR
+        from buildgraph.diskfull import is_no_space, problem
+
+        if is_no_space(exc):  # a write no `writing(...)` names: still the user's full disk, not a bug
+            where = getattr(exc, "filename", None) or "."
+            found = problem(exc, f"'{where}'" if where != "." else "a file", where)
+            _say("error", found.message)
+            _say("hint", found.hint)
+            return found.exit_status
         if debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
         _say("error", f"internal error: {exc!r}")
-        _say("hint", "rerun with --debug for the traceback, and please report it")
-        return 70
+        if not debug:
+            _say("hint", "rerun with --debug for the traceback, and please report it")
+        return INTERNAL_ERROR
 
 
 def _say(level: str, text: str) -> None:

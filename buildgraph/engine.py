@@ -19,10 +19,13 @@ Crash safety, in the order things happen for a run step:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +34,14 @@ from buildgraph.core.graph import Graph
 from buildgraph.core.keys import KEY_VERSION, key_of, run_material
 from buildgraph.core.plan import Decision, Observed, decide
 from buildgraph.core.spec import RunStage, Spec
-from buildgraph.errors import BgError, EnvironmentProblem, Interrupted
+from buildgraph.diskfull import tree_bytes, writing
+from buildgraph.errors import BgError, EnvironmentProblem, Interrupted, StageFailed
 from buildgraph.executors.base import Cancel, Executor, Job
-from buildgraph.executors.workdir import SpareFolders, recycle_below
+from buildgraph.executors.workdir import SpareFolders, recycle_below, work_dir
 from buildgraph.lockfile import Journal, Lock, current
 from buildgraph.report import Reporter
 from buildgraph.slots import Claim, Slots
+from buildgraph.stores.cache import UnsafeOutput, check_output
 from buildgraph.workspace import Workspace, host_fingerprint
 
 if TYPE_CHECKING:
@@ -53,6 +58,7 @@ class Options:
     dry_run: bool = False
     link: str = "auto"
     gpus: int = 0  # GPUs available to the GPU pool
+    in_images: bool = False  # run stages execute in their images (the docker executor)
 
 
 @dataclass
@@ -64,6 +70,9 @@ class Outcome:
     error: str = ""
     log_path: str = ""
     outputs: dict[str, str] = field(default_factory=dict)  # path → digest, once in the workspace
+    # not a stage's failure (an environment problem, a bug): the run stops and raises it
+    exception: BaseException | None = None
+    hint: str = ""  # what the user might do about a failure
 
 
 @dataclass
@@ -91,14 +100,16 @@ class Engine:
         executor: Executor,
         reporter: Reporter,
         options: Options,
-        images: ImageSteps | None = None,
+        images: Callable[[Lock], ImageSteps] | None = None,
         lock: Lock | None = None,
     ) -> None:
         self.ws, self.spec, self.graph = ws, spec, graph
-        self.images = images  # image stages are steps only when run stages execute in containers
         self.executor, self.reporter, self.options = executor, reporter, options
         # the recorded state: as just folded by the caller, or with a killed run's journal read in
         self.lock = lock if lock is not None else current(ws.lock_path, ws.journal_path)
+        # made only when a selection holds an image stage: a host-only run never touches Docker
+        self._image_steps = images
+        self.images: ImageSteps | None = None
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
         self.cancel = Cancel()
         self.environment: dict[str, Any] = {"host": host_fingerprint()}
@@ -113,12 +124,21 @@ class Engine:
 
     # ---------------------------------------------------------------- selection
     def steps(self, targets: list[str]) -> list[str]:
-        """The stages to walk: run stages, plus the image stages they need under docker."""
+        """The stages to walk: the run stages, plus the image stages that are wanted — those the
+        run stages execute in (docker executor) and those named as targets (or, with no target
+        and no `default`, every one). Run stages on the host need no image, so under the local
+        executor a target's image ancestors are not built unless named."""
         targets = targets or list(self.spec.default)
         names = self.graph.closure(targets) if targets else self.graph.order()
-        if self.images is not None:
-            return names
-        return [n for n in names if isinstance(self.spec.stages[n], RunStage)]
+        if not self.options.in_images:
+            named = [n for n in targets or names if not isinstance(self.spec.stages[n], RunStage)]
+            images = set(self.graph.closure(named)) if named else set()
+            names = [n for n in names if n in images or isinstance(self.spec.stages[n], RunStage)]
+        if self.images is None and any(not isinstance(self.spec.stages[n], RunStage) for n in names):
+            if self._image_steps is None:
+                raise EnvironmentProblem("this selection holds image stages, and this engine has no Docker")
+            self.images = self._image_steps(self.lock)
+        return names
 
     def _upstreams(self, name: str, selected: set[str]) -> set[str]:
         return {u for u in self.graph.upstreams(name) if u in selected}
@@ -147,7 +167,7 @@ class Engine:
         return decision, material
 
     def _environment_of(self, stage: RunStage) -> dict[str, Any]:
-        if self.images is not None and stage.image:
+        if self.options.in_images and self.images is not None and stage.image:
             return {"image": self.images.keys[stage.image]}
         return self.environment
 
@@ -201,8 +221,13 @@ class Engine:
                     if outcome.status == "done":
                         walk.ran.add(outcome.stage)
                     self._settle(outcome, walk)
-                    if outcome.status == "failed" and not self.options.keep_going:
+                    if outcome.exception is not None and walk.error is None:
+                        walk.error = outcome.exception
+                        self._slots.stop()
+                    if outcome.status == "failed" and (walk.error is not None or not self.options.keep_going):
                         walk.stop = True
+            if walk.error is not None:  # the steps that were running have settled and are recorded
+                raise walk.error  # here, not after `finally`: its clean-up may meet the same full disk
         except KeyboardInterrupt:
             self.cancel.set()
             self._slots.stop()
@@ -236,6 +261,8 @@ class Engine:
             if decision.action == "skip":
                 self._settle(self._skipped(name, decision, material, walk), walk)
                 continue
+            if decision.action == "run":
+                _raise_missing(self._missing_secrets([name]))
             self._make_scratch_root()
             self._slots.queue()
             future = walk.workers(self._slots.jobs).submit(
@@ -245,20 +272,23 @@ class Engine:
             walk.running.add(future)
 
     def _check_secrets(self, selected: list[str]) -> None:
-        missing = sorted(
-            {
-                f"{name} (stage {stage.name})"
-                for stage in map(self.spec.stages.get, selected)
-                if isinstance(stage, RunStage)
-                for name in stage.secrets
-                if name not in os.environ
-            }
-        )
+        """Fail before running anything when a step that will run needs a secret that is not set.
+        A stage that is up to date or restored needs none: deciding is cheap, and done only
+        when some secret is missing. (A step that turns out to run later is checked again.)"""
+        missing = self._missing_secrets(selected)
         if missing:
-            raise EnvironmentProblem(
-                f"secret(s) not set in the environment: {', '.join(missing)}",
-                hint="export each secret's value as an environment variable of the same name before `bg run`",
-            )
+            will_run = {d.stage for d in self.status(selected) if d.action == "run"}
+            self._planned.clear()  # status's guesses; the walk records what really happens
+            _raise_missing({s: names for s, names in missing.items() if s in will_run})
+
+    def _missing_secrets(self, names: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for name in names:
+            stage = self.spec.stages[name]
+            unset = [s for s in getattr(stage, "secrets", ()) if s not in os.environ]
+            if unset and isinstance(stage, RunStage):
+                found[name] = unset
+        return found
 
     def _next_dispatchable(self, ready: list[str]) -> str | None:
         for name in ready:
@@ -369,12 +399,8 @@ class Engine:
                 )
             else:
                 outcome = self._execute(stage, decision, material, journal, claim)
-        except Exception as exc:  # an executor or store bug must not hang the scheduler
-            if os.environ.get("BG_DEBUG"):
-                raise
-            outcome = Outcome(
-                stage.name, "failed", decision, time.monotonic() - started, f"internal error: {exc!r}"
-            )
+        except Exception as exc:  # must not hang the scheduler: the run stops and raises it
+            outcome = _not_the_stages_fault(stage.name, decision, time.monotonic() - started, exc)
         self.reporter.finish(
             stage.name, outcome.status, outcome.duration, outcome.error, log=outcome.log_path
         )
@@ -395,8 +421,11 @@ class Engine:
 
             try:
                 entry = self.images.build(name, decision.key, material, on_line)
-            except BgError as exc:
+            except StageFailed as exc:  # the build itself failed: the stage's fault
                 outcome = Outcome(name, "failed", decision, time.monotonic() - started, exc.message, rel_log)
+            except Exception as exc:  # cannot pull, lost the daemon, a bug: the run stops
+                outcome = _not_the_stages_fault(name, decision, time.monotonic() - started, exc)
+                outcome.log_path = rel_log
             else:
                 journal.record(name, entry)
                 outcome = Outcome(name, "done", decision, time.monotonic() - started, "", rel_log)
@@ -438,8 +467,14 @@ class Engine:
                 return Outcome(stage.name, "cancelled", decision, result.duration, "interrupted", rel_log)
             if not result.ok:
                 error = result.error or f"command exited with status {result.exit_status}"
-                return Outcome(stage.name, "failed", decision, result.duration, error, rel_log)
+                outcome = Outcome(stage.name, "failed", decision, result.duration, error, rel_log)
+                outcome.hint = self._failure_hint(stage, job, log_path)
+                return outcome
             claim.release()  # succeeded: the next command may start while this step stores
+            refused = _unsafe_outputs(stage, result.output_root)
+            if refused:  # checked before anything is stored: nothing of the step is cached
+                log = rel_log if log_path.exists() else ""
+                return Outcome(stage.name, "failed", decision, result.duration, refused, log)
             outputs = self._store(stage, decision, material, result.output_root, log_path, result.duration)
         finally:
             self._spares.keep(str(scratch))
@@ -461,10 +496,30 @@ class Engine:
             env=tuple(env),
             timeout=stage.timeout,
             gpus=gpu_ids if gpu_ids else None,
-            image=self.images.tag(stage.image) if self.images is not None and stage.image else "",
+            image=self._image_tag(stage),
             network=stage.network,
             shm_size=stage.shm_size,
         )
+
+    def _failure_hint(self, stage: RunStage, job: Job, log_path: Path) -> str:
+        """What the end of a failed command's log suggests the user do (or "")."""
+        from buildgraph.diagnose import undeclared_input_hint
+
+        try:
+            with open(log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))
+                lines = log.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        roots = (str(work_dir(job.scratch)), job.workdir, str(self.ws.root))
+        exists = lambda path: self.ws.path(path).exists()  # noqa: E731
+        return undeclared_input_hint(stage.name, lines, stage.inputs, exists, roots)
+
+    def _image_tag(self, stage: RunStage) -> str:
+        """The image the job runs in; "" on the host."""
+        if self.options.in_images and self.images is not None and stage.image:
+            return self.images.tag(stage.image)
+        return ""
 
     def _secrets(self, stage: RunStage, scratch: Path, job: Job) -> dict[str, Any]:
         """Secret values from bg's environment, as 0600 files outside the work dir.
@@ -494,28 +549,38 @@ class Engine:
         log_path: Any,
         duration: float,
     ) -> dict[str, dict[str, Any]]:
-        cache = self.ws.cache
-        records = {o.path: cache.ingest(output_root / o.path).as_dict() for o in stage.outputs}
+        cache, name = self.ws.cache, stage.name
+        records = {}
+        for o in stage.outputs:  # a full disk: no manifest, so the step reruns (stray objects: gc)
+            source = output_root / o.path
+            what = f"cache object for stage '{name}' output '{o.path}'"
+            with writing(what, cache.root, partial(tree_bytes, source)):
+                records[o.path] = cache.ingest(source).as_dict()
         faults.point("before-manifest")  # objects stored, manifest not yet written
+        with writing(f"the log of stage '{name}' into the cache", cache.root, partial(tree_bytes, log_path)):
+            log = cache.put_log(log_path)
         manifest = {
             "key": decision.key,
             "stage": stage.name,
             "material": material,
             "outputs": records,
-            "log": cache.put_log(log_path),
+            "log": log,
             "exit_status": 0,
             "duration": round(duration, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "executor": self.executor.name,
             "run_id": self.run_id,
         }
-        cache.put_manifest(decision.key, manifest)
+        with writing(f"the run manifest of stage '{name}'", cache.root, lambda: len(json.dumps(manifest))):
+            cache.put_manifest(decision.key, manifest)
         self._materialise(records)
         return records
 
     def _materialise(self, records: dict[str, dict[str, Any]]) -> None:
         for path, record in records.items():
-            self.ws.cache.materialise(record, self.ws.path(path), self.options.link)
+            # a full disk: nothing journalled, so the next run restores the step from the cache
+            with writing(f"output '{path}' into the workspace", self.ws.path(path), record.get("size")):
+                self.ws.cache.materialise(record, self.ws.path(path), self.options.link)
             self.ws.digests.remember(self.ws.path(path), record)
 
     def _lock_entry(
@@ -544,6 +609,7 @@ class _Walk:
     ran: set[str] = field(default_factory=set)
     summary: Summary = field(default_factory=Summary)
     stop: bool = False
+    error: BaseException | None = None  # the first step's exception that is no stage failure
     pool: ThreadPoolExecutor | None = None  # made when a step first has work to do
 
     def workers(self, jobs: int) -> ThreadPoolExecutor:
@@ -553,6 +619,30 @@ class _Walk:
             # `jobs` steps run commands, `jobs` wait for a slot, up to 2 × `jobs` store outputs
             self.pool = ThreadPoolExecutor(max_workers=4 * max(1, jobs), thread_name_prefix="bg-step")
         return self.pool
+
+
+def _raise_missing(secrets: dict[str, list[str]]) -> None:
+    missing = sorted(f"{name} (stage {stage})" for stage, names in secrets.items() for name in names)
+    if missing:
+        raise EnvironmentProblem(
+            f"secret(s) not set in the environment: {', '.join(missing)}",
+            hint="export each secret's value as an environment variable of the same name before `bg run`",
+        )
+
+
+def _not_the_stages_fault(name: str, decision: Decision, duration: float, exc: Exception) -> Outcome:
+    error = exc.message if isinstance(exc, BgError) else f"internal error: {exc!r}"
+    return Outcome(name, "failed", decision, duration, error, exception=exc)
+
+
+def _unsafe_outputs(stage: RunStage, output_root: Path) -> str:
+    """Why the step's outputs may not be stored (a symlink leading out of one), or ""."""
+    try:
+        for o in stage.outputs:
+            check_output(f"{output_root}/{o.path}", o.path + ("/" if o.is_dir else ""))
+    except UnsafeOutput as refused:
+        return str(refused)
+    return ""
 
 
 def _digests(records: dict[str, dict[str, Any]]) -> dict[str, str]:

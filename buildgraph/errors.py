@@ -7,6 +7,10 @@
     ├── StageFailed             1  a stage's command failed (or its outputs were missing)
     └── Interrupted           130  Ctrl-C / SIGTERM
 
+Anything else escaping a command is a bug in bg: one `internal error` line, exit
+INTERNAL_ERROR (70, sysexits' EX_SOFTWARE), with or without `--debug` (which adds the
+traceback).
+
 The CLI prints `bg: error: <message>` and `bg: hint: <hint>` and exits with
 `exit_status`; a traceback is printed only under `--debug`.
 """
@@ -14,6 +18,8 @@ The CLI prints `bg: error: <message>` and `bg: hint: <hint>` and exits with
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+INTERNAL_ERROR = 70
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ later runs reuse that digest until `--pull` asks the registry again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,9 +21,11 @@ from typing import Any
 from buildgraph.core.keys import image_material, key_of
 from buildgraph.core.plan import Decision, Observed, Reason, decide
 from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
+from buildgraph.core.suggest import base_alternatives
 from buildgraph.errors import EnvironmentProblem
 from buildgraph.executors.base import LineSink
 from buildgraph.lockfile import Lock
+from buildgraph.stores.digests import DigestCache
 from buildgraph.workspace import Workspace
 
 
@@ -100,8 +101,19 @@ class ImageSteps:
                 self._resolved[ref] = pinned or (self._local_pin(ref) if not self.pull else "")
             else:
                 self.images.client = self.client
-                self._resolved[ref] = self.images.resolve_base(ref, pull=self.pull, on_line=on_line)
+                self._resolved[ref] = self._pull(stage.name, ref, on_line)
         return {ref: self._resolved[ref]}
+
+    def _pull(self, name: str, ref: str, on_line: LineSink | None) -> str:
+        try:
+            return self.images.resolve_base(ref, pull=self.pull, on_line=on_line)
+        except EnvironmentProblem as exc:
+            offered = base_alternatives(self.spec, name)
+            if not offered:
+                raise
+            raise EnvironmentProblem(
+                exc.message, hint=f"this Buildfile offers another base for '{name}': {' or '.join(offered)}"
+            ) from exc
 
     def _pinned_in_lock(self, name: str, ref: str) -> str:
         base = ((self.lock.get(name) or {}).get("material") or {}).get("base") or {}
@@ -126,17 +138,7 @@ class ImageSteps:
         return True
 
     def _copy_digests(self, stage: ImageStage) -> tuple[str, ...]:
-        from buildgraph.images.context import copy_sources_listing
-
-        digests = []
-        for index in range(len(stage.copy)):
-            listing = copy_sources_listing(self.ws.root, stage, index=index)
-            lines = []
-            for relpath, path in sorted(listing):
-                found = self.ws.digests.digest(path)
-                lines.append(f"{relpath} {found.digest if found else '-'}\n")
-            digests.append(hashlib.sha256("".join(lines).encode("utf-8")).hexdigest())
-        return tuple(digests)
+        return copy_digests(self.ws.root, stage, self.ws.digests)
 
     # ---------------------------------------------------------------- building
     def build(
@@ -168,6 +170,18 @@ class ImageSteps:
         from buildgraph.images.debian import debian_base, debian_key
 
         return debian_base(base, debian_key(base), on_line, self.client)
+
+
+def copy_digests(root: Path, stage: ImageStage, digests: DigestCache) -> tuple[str, ...]:
+    """One digest per `copy` entry: the tree digest of the files it copies, after ignore rules.
+
+    The same canonical listing as any directory digest, so a mode change (`chmod +x`), which
+    the build context carries into the image, changes the image's key too.
+    """
+    from buildgraph.images.context import copy_sources_listing
+
+    listings = (copy_sources_listing(root, stage, index=i) for i in range(len(stage.copy)))
+    return tuple(digests.listing_digest(listing).digest for listing in listings)
 
 
 @contextlib.contextmanager

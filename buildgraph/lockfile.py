@@ -22,7 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from buildgraph.atomic import atomic_write, fsync_dir
+from buildgraph.atomic import append_whole, atomic_write, fsync_dir
+from buildgraph.diskfull import writing
 from buildgraph.errors import EnvironmentProblem
 
 LOCK_VERSION = 1
@@ -68,7 +69,8 @@ class Lock:
         except FileNotFoundError:
             if not self._stages:
                 return False  # nothing recorded yet: do not create an empty lock
-        atomic_write(path, data, durable=True)
+        with writing(path.name, path, len(data)):  # a full disk: the old lock and the journal stand
+            atomic_write(path, data, durable=True)
         return True
 
 
@@ -116,11 +118,10 @@ class Journal:
         """Append "`stage` now has `entry`" (None: remove the stage from the lock)."""
         line = json.dumps({"stage": stage, "entry": entry}, sort_keys=True, separators=(",", ":"))
         data = (line + "\n").encode("utf-8")
-        with self._lock:
-            fd = self._open()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+        what = f"the journal {self.path.parent.name}/{self.path.name}"
+        # a full disk: no torn line is left (the step is not recorded; its cache entry is)
+        with self._lock, writing(what, self.path, len(data)):
+            append_whole(self._open(), data)
 
     def close(self) -> None:
         with self._lock:

@@ -304,7 +304,10 @@ class RichReporter:
         with self._live_lock:
             live, self._live, self._closed = self._live, None, True
         if live is not None:
+            refresher = live._refresh_thread  # rich's stop() only signals it: join it, so none outlives us
             live.stop()
+            if refresher is not None:
+                refresher.join(timeout=5)
 
     def _ensure_live(self) -> None:
         from rich.live import Live

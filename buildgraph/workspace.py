@@ -18,17 +18,21 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from buildgraph.atomic import atomic_write_text
+from buildgraph.atomic import append_whole, atomic_write_text
+from buildgraph.diskfull import writing
 from buildgraph.stores.cache import ArtefactCache
-from buildgraph.stores.digests import DigestCache
+from buildgraph.stores.digests import DigestCache, Links
 
 HISTORY_TRIM_BYTES = 8 << 20  # .bg/runs.jsonl is trimmed past this size …
 HISTORY_KEEP_RUNS = 100  # … to its last runs (far more than any sensible `keep_runs`)
 
 
 class Workspace:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, read_only: bool = False) -> None:
+        """`read_only`: for commands whose only writes are the stat caches (status, explain),
+        which a full disk then turns off with a warning instead of stopping the command."""
         self.root = root
+        self._full_is_error = not read_only
         self._root = os.path.abspath(root)
         self.state = root / ".bg"
         self.lock_path = root / "Buildfile.lock"
@@ -39,12 +43,12 @@ class Workspace:
 
     @cached_property
     def cache(self) -> ArtefactCache:
-        return ArtefactCache(self.state / "cache")
+        return ArtefactCache(self.state / "cache", full_is_error=self._full_is_error)
 
     @cached_property
     def digests(self) -> DigestCache:
         self.state.mkdir(exist_ok=True)
-        cache = DigestCache(self.state / "stat.db")
+        cache = DigestCache(self.state / "stat.db", full_is_error=self._full_is_error)
         cache.preload(self.root)  # one query for every row, not one per path
         return cache
 
@@ -52,23 +56,36 @@ class Workspace:
         return self.root / rel
 
     def digest(self, rel: str) -> str | None:
-        found = self.digests.digest(f"{self._root}/{rel}")  # a str: pathlib costs, 1,000s of times a run
+        """The digest of a project path, symlinks followed inside the project (docs/buildfile.md)."""
+        path = f"{self._root}/{rel}"  # a str: pathlib costs, 1,000s of times a run
+        found = self.digests.digest(path, follow_symlinks=True, links=self._links)
         return found.digest if found else None
 
+    @cached_property
+    def _links(self) -> Links:
+        return Links(within=os.path.realpath(self.root))
+
     def close(self) -> None:
-        if "digests" in self.__dict__:
-            self.digests.close()
-        if "cache" in self.__dict__:
-            self.cache.close()
+        try:
+            if "digests" in self.__dict__:
+                self.digests.close()
+        finally:  # a full disk failing one flush must not leave the other database open
+            if "cache" in self.__dict__:
+                self.cache.close()
 
     def remember_run(self, run_id: str, keys: list[str]) -> None:
         self.state.mkdir(exist_ok=True)
-        with open(self.history, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"run": run_id, "keys": sorted(keys)}) + "\n")
-            grown = f.tell() > HISTORY_TRIM_BYTES
-        if grown:  # keep the newest runs only: `keep_runs` is small, the file must not grow forever
-            lines = self.history.read_text(encoding="utf-8").splitlines(keepends=True)
-            atomic_write_text(self.history, "".join(lines[-HISTORY_KEEP_RUNS:]), durable=False)
+        data = (json.dumps({"run": run_id, "keys": sorted(keys)}) + "\n").encode("utf-8")
+        with writing("the run history .bg/runs.jsonl", self.history, len(data)):
+            fd = os.open(self.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                append_whole(fd, data)  # whole or not at all: a torn line would hide the next one
+                grown = os.fstat(fd).st_size > HISTORY_TRIM_BYTES
+            finally:
+                os.close(fd)
+            if grown:  # keep the newest runs only: `keep_runs` is small, the file must not grow forever
+                lines = self.history.read_text(encoding="utf-8").splitlines(keepends=True)
+                atomic_write_text(self.history, "".join(lines[-HISTORY_KEEP_RUNS:]), durable=False)
 
     def recent_run_keys(self, last: int) -> set[str]:
         if last <= 0 or not self.history.exists():

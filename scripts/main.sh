@@ -9,5 +9,5 @@ PY=${PYTHON:-python3}
 # torch: keep one that is already installed; otherwise take the CPU wheel this platform offers.
 "$PY" -c 'import torch' 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
 "$PY" -m pip install -q -e '.[example]'
-"$PY" -m buildgraph run plot --executor local "$@"   # later options win: --executor docker --arg BASE=base-debian
+"$PY" -m buildgraph run "$@"   # the Buildfile's default target and executor; e.g. --executor docker --arg BASE=base-debian
 "$PY" -m buildgraph metrics

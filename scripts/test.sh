@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 "$PY" -c 'import torch' 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
-"$PY" -m pip install -q -e '.[dev,docker,example]'
+"$PY" -m pip install -q -e '.[dev,example]'
 if [ -f scripts/ci-docker.sh ]; then
   bash scripts/ci-docker.sh
 fi

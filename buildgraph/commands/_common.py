@@ -15,8 +15,51 @@ def add(
     name: str,
     help_text: str,
     description: str = "",
+    add_help: bool = True,
 ) -> argparse.ArgumentParser:
-    return sub.add_parser(name, parents=[common], help=help_text, description=description or help_text)
+    return sub.add_parser(
+        name, parents=[common], help=help_text, description=description or help_text, add_help=add_help
+    )
+
+
+def add_targets(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The TARGET… positional; its help names the project's `[project] default` when shown."""
+    parser.add_argument(
+        "targets", nargs="*", metavar="TARGET", help=f"stages to {verb} (default: {_DEFAULT_TARGETS})"
+    )
+    parser.add_argument("-h", "--help", action=_HelpNamingDefault, nargs=0, help="show this help and exit")
+
+
+_DEFAULT_TARGETS = "[project] default, else every stage"
+
+
+class _HelpNamingDefault(argparse.Action):
+    """`-h` whose help names the Buildfile's `[project] default`, so it says what a bare command
+    builds. It only marks the request: `-C`/`-f` may come before or after it, and the CLI
+    prints the help (`show_help`) once every option is parsed. Needs `add_help=False`."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: object) -> None:
+        namespace.help_of = parser
+
+
+def show_help(parser: argparse.ArgumentParser, directory: str, file: str) -> None:
+    shown = _project_default(Path(directory) / file)
+    for action in parser._actions:
+        if action.dest == "targets" and action.help:
+            action.help = action.help.replace(_DEFAULT_TARGETS, shown)
+    parser.print_help()
+
+
+def _project_default(buildfile: Path) -> str:
+    import tomllib
+
+    try:
+        default = tomllib.loads(buildfile.read_text(encoding="utf-8")).get("project", {}).get("default")
+    except (OSError, ValueError, AttributeError):
+        return _DEFAULT_TARGETS
+    if isinstance(default, list) and default and all(isinstance(d, str) for d in default):
+        return f"{' '.join(default)}, the [project] default of {buildfile.name}"
+    return f"every stage ({buildfile.name} has no [project] default)"
 
 
 def pairs(values: list[str], option: str) -> dict[str, str]:

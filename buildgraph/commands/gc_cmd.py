@@ -24,13 +24,13 @@ def add_parser(
 
 def run(ns: argparse.Namespace) -> int:
     from buildgraph.commands.session import Session
-    from buildgraph.lockfile import Lock
+    from buildgraph.lockfile import current
 
     project = load_project(ns)
     keep_runs = project.spec.keep_runs if ns.keep_runs is None else ns.keep_runs  # type: ignore[attr-defined]
-    with Session(project, ns) as session:
+    with Session(project, ns, frees_space=True) as session:
         ws = session.ws
-        lock = Lock.load(ws.lock_path)
+        lock = current(ws.lock_path, ws.journal_path)  # a full disk may have kept the journal unfolded
         keep = {entry["key"] for entry in lock.stages.values() if "key" in entry}
         keep |= ws.recent_run_keys(keep_runs)
         report = ws.cache.gc(keep)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from buildgraph.commands._common import add, check_targets, load_project
+from buildgraph.commands._common import add, add_targets, check_targets, load_project
 
 
 def add_parser(
     sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str, help_text: str
 ) -> None:
-    p = add(sub, common, name, help_text)
-    p.add_argument("targets", nargs="*", metavar="TARGET", help="stages to bring up to date (default: all)")
+    p = add(sub, common, name, help_text, add_help=False)
+    add_targets(p, "bring up to date")
     p.add_argument(
         "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="steps run at once (default: cores)"
     )
@@ -55,7 +55,7 @@ def run(ns: argparse.Namespace) -> int:
         log = f" — log: {first.log_path}" if first.log_path else ""
         raise StageFailed(
             f"stage '{first.stage}' failed{more}: {first.error}{log}",
-            hint="fix it and run `bg run` again; completed stages are kept",
+            hint=first.hint or "fix it and run `bg run` again; completed stages are kept",
         )
     return 0
 

@@ -7,14 +7,14 @@ import json
 import sys
 from typing import Any
 
-from buildgraph.commands._common import add, check_targets, load_project
+from buildgraph.commands._common import add, add_targets, check_targets, load_project
 
 
 def add_parser(
     sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str, help_text: str
 ) -> None:
-    p = add(sub, common, name, help_text)
-    p.add_argument("targets", nargs="*", metavar="TARGET")
+    p = add(sub, common, name, help_text, add_help=False)
+    add_targets(p, "decide")
     p.add_argument("--json", action="store_true", help="print the decisions as JSON")
     p.add_argument("--executor", choices=["auto", "local", "docker"], help="decide as this executor would")
 

@@ -39,6 +39,42 @@ def param_text(value: ParamValue) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class ArgRef:
+    """`${NAME}` in a Buildfile string."""
+
+    name: str
+
+
+def arg_parts(text: str) -> tuple[str | ArgRef, ...]:
+    """A string that expanded without issues, as literal text (`$${` read as `${`) and arg references.
+
+    Joining the parts, each reference replaced by its arg's value, gives `Expander.expand`'s result.
+    """
+    parts: list[str | ArgRef] = []
+    end = 0
+    for match in _TOKEN.finditer(text):
+        parts.append(text[end : match.start()])
+        body = match.group("body")
+        if match.group(0) != "$${" and body is not None and ARG_NAME.fullmatch(body):
+            parts.append(ArgRef(body))
+        else:
+            parts.append("${" if match.group(0) == "$${" else match.group(0))
+        end = match.end()
+    parts.append(text[end:])
+    return _merged(parts)
+
+
+def _merged(parts: list[str | ArgRef]) -> tuple[str | ArgRef, ...]:
+    merged: list[str | ArgRef] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif part != "":
+            merged.append(part)
+    return tuple(merged)
+
+
 class Expander:
     """Expands references for one stage and records the args and params it used."""
 

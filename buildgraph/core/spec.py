@@ -80,6 +80,10 @@ class ImageStage:
     args_used: tuple[str, ...] = ()  # names of [args] this stage referenced (for its key)
     secrets: tuple[str, ...] = ()
     description: str = ""
+    # The stage's Buildfile strings that hold `$`, as written (before interpolation), by
+    # location (`from`, `run[0]`, `env.PATH`): `bg dockerfile` keeps their `${NAME}` as
+    # Dockerfile references, so `docker build --build-arg NAME=…` works on the export.
+    templates: tuple[tuple[str, str], ...] = ()
     kind: Literal["image"] = "image"
 
 
@@ -92,7 +96,7 @@ class Output:
 @dataclass(frozen=True)
 class RunStage:
     name: str
-    command: str  # interpolated; run with `sh -c` in the stage's working directory
+    command: str  # interpolated; run with `sh -e -c` in the stage's working directory
     image: str = ""  # an image stage name; "" = run on the host
     inputs: tuple[str, ...] = ()  # normalised project paths (files or dirs)
     outputs: tuple[Output, ...] = ()

@@ -98,6 +98,7 @@ class _Fields:
     ) -> None:
         self.out, self.where, self.name, self.all_stages = out, where, name, all_stages
         self.expander = Expander(args, params, params_allowed=is_run)
+        self.templates: dict[str, str] | None = None if is_run else {}  # see ImageStage.templates
 
     def fail(self, where: str, issue: Issue) -> _Skip:
         self.out.add_issue(where, issue)
@@ -120,6 +121,8 @@ class _Fields:
             self.out.add_issue(where, issue)
         if issues:
             raise _Skip()
+        if self.templates is not None and isinstance(value, str):
+            self.templates[where.removeprefix(self.where + ".")] = value
         return expanded
 
     def each(
@@ -244,6 +247,8 @@ def _build(
         except _Skip:
             continue  # recorded; the field keeps its default
     kw["args_used"] = tuple(sorted(f.expander.args_used))
+    if f.templates:
+        kw["templates"] = tuple(f.templates.items())
     if cls is RunStage:
         kw["params_used"] = tuple(sorted(f.expander.params_used))
     return cls(**kw)

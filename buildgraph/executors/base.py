@@ -21,11 +21,19 @@ from typing import Protocol
 LineSink = Callable[[str], None]  # receives each line of output (no trailing newline)
 
 
+def shell_argv(command: str) -> list[str]:
+    """How every executor runs a command: POSIX `sh` with `-e`, as CI systems run scripts, so a
+    multi-line command stops at its first failing line instead of "succeeding" past it.
+    (`set +e` on a command's first line opts out; `-e` ignores failures inside `if`, `&&`,
+    `||` and all but the last command of a pipe, as POSIX says.)"""
+    return ["sh", "-e", "-c", command]
+
+
 @dataclass(frozen=True)
 class Job:
     stage: str
     run_id: str  # unique per `bg run` invocation; labels containers, names scratch dirs
-    command: str  # run with `sh -c`
+    command: str  # run by `shell_argv`
     inputs: tuple[tuple[str, Path], ...]  # (project-relative path, absolute source path)
     outputs: tuple[str, ...]  # project-relative output paths the command must create
     scratch: Path  # an empty directory the executor may use (engine removes it)

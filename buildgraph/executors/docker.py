@@ -12,8 +12,15 @@ outputs are never root-owned; with no network (`network_mode="none"`) unless the
 asks for it; with every capability dropped and `no-new-privileges`; under docker's
 init so signals reach the command. It is labelled `org.buildgraph.run=<run_id>`,
 `org.buildgraph.pid=<our pid>`, `org.buildgraph.host=<hostname>`, and removed when
-the job ends, fails, times out, is cancelled, or the engine raises (Ctrl-C included);
-`reap` removes containers a killed `bg` left behind.
+the job ends, fails, times out, is cancelled, or the engine raises (Ctrl-C included).
+
+A killed bg (SIGKILL, OOM killer) leaves no container running either: each container gets
+a fresh name (`bg-<stage>-<random>`), listed with a guardian (guardian.py) from before it
+is created until after it is removed, and the guardian — a stdlib-only Python process that
+outlives bg — force-removes the listed containers through the Engine API as soon as bg is
+gone (a second or so), started or not. It talks to the endpoint the SDK uses: DOCKER_HOST's
+unix socket or plain tcp. A TLS or ssh DOCKER_HOST has no guardian; there, and if the
+guardian itself was killed, `reap` removes what a killed bg left at the next `bg run`.
 """
 
 from __future__ import annotations
@@ -23,12 +30,18 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from buildgraph import faults
+from buildgraph.diskfull import writing
+from buildgraph.docker_sdk import sdk
 from buildgraph.errors import EnvironmentProblem
-from buildgraph.executors.base import Cancel, Job, LineSink, Result
+from buildgraph.executors.base import Cancel, Job, LineSink, Result, shell_argv
+
+if TYPE_CHECKING:
+    from buildgraph.executors.guardian import Guardian
 
 RUN_LABEL = "org.buildgraph.run"
 PID_LABEL = "org.buildgraph.pid"
@@ -46,9 +59,14 @@ class DockerExecutor:
         self._owns_client = client is None
         self.user = user or f"{os.getuid()}:{os.getgid()}"
         self.poll_interval = poll_interval
+        self._guardian: Guardian | None = None  # made with the first container (a null run needs none)
+        self._guardian_lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the client this executor opened itself (not one it was given)."""
+        """Stop the guardian; close the client this executor opened itself (not one it was given)."""
+        if self._guardian is not None:
+            self._guardian.close()
+            self._guardian = None
         if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None
@@ -56,34 +74,61 @@ class DockerExecutor:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import docker
-
-            self._client = docker.from_env()
+            self._client = sdk().from_env()
         return self._client
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         out = job.scratch / "out"
         stubs = _prepare_output_root(out, job, self.user)
         start = time.monotonic()
-        container = self._create(job, out)
-        watchdog = _Watchdog(container, job.timeout, cancel, self.poll_interval)
-        try:
-            _start(container, job)
-            watchdog.start()
-            _stream_logs(container, job.log_path, on_line)
-            status = int(container.wait().get("StatusCode", -1))
-        finally:
-            watchdog.finish()
-            _remove(container)
-            _remove_stubs(stubs)
+        sdk()  # on a worker thread, maybe beside an image build: import the SDK once, whole
+        with self._guarded(job) as name:
+            container = self._create(job, out, name)
+            faults.point("container-created")
+            watchdog = _Watchdog(container, job.timeout, cancel, self.poll_interval)
+            try:
+                _start(container, job)
+                watchdog.start()
+                with writing(f"the log of stage '{job.stage}'", job.log_path):  # full: the container goes
+                    _stream_logs(container, job.log_path, on_line)
+                status = int(container.wait().get("StatusCode", -1))
+            finally:
+                watchdog.finish()
+                _remove(container)
+                _remove_stubs(stubs)
         return _result(job, out, status, time.monotonic() - start, watchdog)
 
-    def _create(self, job: Job, out: Path) -> Any:
+    @contextlib.contextmanager
+    def _guarded(self, job: Job) -> Iterator[str]:
+        """A fresh container name, listed with the guardian from before the container exists
+        until after it is removed: a bg killed anywhere in between leaves no container."""
+        name = f"bg-{job.stage}-{os.urandom(6).hex()}"
+        guardian = self._get_guardian()
+        if guardian is not None:
+            guardian.add(name)
+        try:
+            yield name
+        finally:
+            if guardian is not None:
+                guardian.discard(name)
+
+    def _get_guardian(self) -> Guardian | None:
+        with self._guardian_lock:
+            if self._guardian is None:
+                address = engine_address()
+                if address is None:
+                    return None
+                from buildgraph.executors.guardian import Guardian, container_remover
+
+                self._guardian = Guardian(command=container_remover(address))
+            return self._guardian
+
+    def _create(self, job: Job, out: Path, name: str) -> Any:
         uid, _, gid = self.user.partition(":")
         try:
             return self.client.containers.create(
                 job.image,
-                ["sh", "-c", job.command],
+                shell_argv(job.command),
                 user=self.user,
                 working_dir=job.workdir,
                 environment={**dict(job.env), "HOME": HOME},
@@ -95,6 +140,7 @@ class DockerExecutor:
                 shm_size=job.shm_size or None,
                 device_requests=_device_requests(job.gpus),
                 labels=_labels(job),
+                name=name,
                 init=True,
                 detach=True,
             )
@@ -338,13 +384,25 @@ def _owner_alive(labels: dict[str, str]) -> bool:
     return True
 
 
+def engine_address() -> str | None:
+    """Where the SDK reaches the engine, as the guardian's `unix:PATH` or `tcp:HOST:PORT`.
+
+    None for a TLS or ssh DOCKER_HOST, which the stdlib-only guardian cannot speak. The
+    variables are read as the SDK's `kwargs_from_env` reads them (without its check that the
+    TLS files exist) and parsed by its own `parse_host`, so both mean the same engine.
+    """
+    parse_host = sdk().utils.parse_host
+    tls = bool(os.environ.get("DOCKER_CERT_PATH")) or os.environ.get("DOCKER_TLS_VERIFY", "") != ""
+    url = str(parse_host(os.environ.get("DOCKER_HOST") or None, is_win32=False, tls=tls))
+    for scheme, kind in (("http+unix://", "unix:"), ("http://", "tcp:")):
+        if url.startswith(scheme):
+            return kind + url[len(scheme) :]
+    return None
+
+
 def docker_available(timeout: float = 3.0) -> str | None:
     """None when a Docker daemon answers; otherwise why not, in one line."""
-    try:
-        import docker
-    except ImportError:
-        return "the docker Python package is not installed (pip install 'buildgraph[docker]')"
-    reason = _ping(docker, timeout)
+    reason = _ping(sdk(), timeout)
     if reason:
         _drop_leaked_sockets()
     return reason

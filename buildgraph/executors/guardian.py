@@ -1,52 +1,72 @@
-"""A watchdog that kills running jobs' process groups when bg itself dies, even by SIGKILL.
+"""A watchdog that ends what bg started when bg itself dies, even by SIGKILL.
 
 Each job runs in its own session (so a Ctrl-C reaches bg alone, which then stops its jobs
 in order). The price is that a SIGKILLed bg would leave its commands running, reparented
-to init — a training job holding its GPU. The guardian closes that gap: one `sh` per bg
-(started with the first job, in its own session) blocks reading a pipe whose only writer
-is bg. The kernel closes that pipe when bg exits, however it exits; the guardian then
-kills every process group still listed in its file. bg lists a group from just after its
-start until just before reaping its leader, so a listed group id cannot have been reused.
+to init — a training job holding its GPU. The guardian closes that gap: one process per
+bg (started with the first job, in its own session) blocks reading a pipe whose only writer
+is bg. The kernel closes that pipe when bg exits, however it exits; the guardian then ends
+everything still listed in its file. For the local executor it is an `sh` that kills the
+listed process groups: bg lists a group from just after its start until just before
+reaping its leader, so a listed group id cannot have been reused. For the docker executor
+it is `remove_containers.py`, which force-removes the listed containers by name.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 # Builtins only (read, kill, rm is the one external), so the guardian costs one process.
-_SCRIPT = (
+_KILL_GROUPS = (
     "while read -r _; do :; done; "
     '[ -f "$1" ] && while read -r g; do kill -KILL -"$g" 2>/dev/null; done < "$1"; '
     'rm -f "$1"'
 )
 
+KILL_GROUPS = ("sh", "-c", _KILL_GROUPS, "bg-guardian")
+
+
+def container_remover(address: str) -> tuple[str, ...]:
+    """The guardian command for containers on the engine at `address` (`unix:PATH`, `tcp:HOST:PORT`).
+
+    bg's own interpreter, isolated (-I: no PYTHON* variables, no user site) and without
+    site-packages (-S): the script needs the standard library only (one ~10 MB process).
+    """
+    script = Path(__file__).with_name("remove_containers.py")
+    return (sys.executable, "-I", "-S", str(script), address)
+
 
 class Guardian:
-    def __init__(self, folder: Path | None = None) -> None:
-        self.file = Path(folder or tempfile.gettempdir()) / f"bg-groups-{os.getpid()}-{id(self):x}"
-        self._groups: set[int] = set()
+    """Runs `command FILE` once, with the first item, and keeps FILE listing the live items."""
+
+    def __init__(self, folder: Path | None = None, command: Sequence[str] = KILL_GROUPS) -> None:
+        self.file = Path(folder or tempfile.gettempdir()) / f"bg-guard-{os.getpid()}-{id(self):x}"
+        self.command = tuple(command)
+        self._items: set[str] = set()
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def add(self, pgid: int) -> None:
+    def add(self, item: int | str) -> None:
+        """List a process group id (local) or a container name (docker)."""
         with self._lock:
             self._start()
-            self._groups.add(pgid)
+            self._items.add(str(item))
             self._write()
 
-    def discard(self, pgid: int) -> None:
+    def discard(self, item: int | str) -> None:
         with self._lock:
-            self._groups.discard(pgid)
+            self._items.discard(str(item))
             self._write()
 
     def close(self) -> None:
         with self._lock:
-            self._groups.clear()
+            self._items.clear()
             if self._proc is not None:
                 self._write()
                 _stop(self._proc)
@@ -56,7 +76,7 @@ class Guardian:
     def _start(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                ["sh", "-c", _SCRIPT, "bg-guardian", str(self.file)],
+                [*self.command, str(self.file)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -68,7 +88,7 @@ class Guardian:
     def _write(self) -> None:
         # Not fsynced: the guardian reads it from the page cache; a power cut kills jobs anyway.
         tmp = self.file.with_name(self.file.name + ".tmp")
-        tmp.write_text("".join(f"{g}\n" for g in sorted(self._groups)))
+        tmp.write_text("".join(f"{item}\n" for item in sorted(self._items)))
         os.replace(tmp, self.file)
 
 

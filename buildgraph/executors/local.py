@@ -1,7 +1,8 @@
-"""Run a job on the host: `sh -c COMMAND` in a scratch directory holding only its inputs.
+"""Run a job on the host: `sh -e -c COMMAND` in a scratch directory holding only its inputs.
 
 The command
-  * runs through POSIX `sh -c` (not bash: portable, and what docker's shell form uses),
+  * runs through POSIX `sh -e -c` (not bash: portable, and what docker's shell form uses;
+    `-e`: a multi-line command stops at its first failing line, see `base.shell_argv`),
     with cwd = `<scratch>/work`, which holds the declared inputs (see `workdir.py`) and the
     parent directories of the declared outputs — not the outputs themselves;
   * inherits the host environment (users expect their venv's `python`, `HOME`, `LANG`),
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from buildgraph.executors.base import Cancel, Job, LineSink, Result
+from buildgraph.diskfull import NoSpace, writing
+from buildgraph.executors.base import Cancel, Job, LineSink, Result, shell_argv
 from buildgraph.executors.workdir import (
     LINK_MODES,
     NOT_STARTED,
@@ -96,7 +98,7 @@ class LocalExecutor:
         except StagingError as exc:
             job.log_path.write_bytes(b"")
             return Result(NOT_STARTED, workdir, time.monotonic() - started, job.log_path, error=str(exc))
-        with _LazyLog(job.log_path) as log:
+        with _LazyLog(job.log_path, job.stage) as log:
             outcome = _Supervisor(self, job, log, on_line or _ignore, cancel).run(workdir)
         problems = [modified_inputs_problem(snapshot), outcome.error]
         if outcome.exit_status == 0 and not outcome.error and not outcome.interrupted:
@@ -129,11 +131,13 @@ def _memory_folder() -> Path | None:
 class _LazyLog:
     """The job's log file, made on the first output. A silent command makes no new file (an
     old log is emptied): on some filesystems (ext4 without a journal) making a file costs more
-    than a short command."""
+    than a short command. A full disk raises NoSpace from `write` (which stops the job); the
+    output after it is dropped, so draining the pipe still ends."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, stage: str) -> None:
+        self.path, self.stage = path, stage
         self._file: BinaryIO | None = None
+        self._full = False
 
     def __enter__(self) -> _LazyLog:
         with contextlib.suppress(FileNotFoundError):
@@ -142,13 +146,21 @@ class _LazyLog:
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError) if self._full else contextlib.nullcontext():
+                self._file.close()  # after a full disk, flushing the rest fails again: reported already
 
     def write(self, chunk: bytes) -> None:
-        self.create()
-        assert self._file is not None
-        self._file.write(chunk)
-        self._file.flush()  # a killed `bg` still leaves the whole log behind
+        if self._full:
+            return
+        try:
+            with writing(f"the log of stage '{self.stage}'", self.path):
+                self.create()
+                assert self._file is not None
+                self._file.write(chunk)
+                self._file.flush()  # a killed `bg` still leaves the whole log behind
+        except NoSpace:
+            self._full = True
+            raise
 
     def create(self) -> None:
         if self._file is None:
@@ -220,7 +232,7 @@ class _Supervisor:
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(
-                ["sh", "-c", self.job.command],
+                shell_argv(self.job.command),
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -39,22 +39,31 @@ def daemon_answers(timeout: float = 2.0) -> str | None:
     return None
 
 
-def choose_executor(name: str, spec: Any, reporter: Any) -> Any:
+def choose_executor(name: str, spec: Any) -> Any:
+    """The executor of run stages. `auto` depends on the Buildfile alone, never on whether a
+    daemon happens to answer today: a key that flipped between host and image with the
+    daemon's mood would make every stage rerun."""
     from buildgraph.executors.local import LocalExecutor
 
     uses_images = any(getattr(s, "image", "") for s in spec.run_stages())
     if name == "local" or (name == "auto" and not uses_images):
         return LocalExecutor(link=spec.link)
-    problem = daemon_answers()
-    if problem is None:
-        from buildgraph.executors.docker import DockerExecutor
+    require_daemon(
+        "the docker executor needs Docker"
+        if name == "docker"
+        else "run stages with an `image` execute in containers (executor auto), which needs Docker"
+    )
+    from buildgraph.executors.docker import DockerExecutor
 
-        if name == "auto":
-            reporter.notice("executor: docker (a Docker daemon answered); run stages execute in their images")
-        return DockerExecutor()
-    if name == "docker":
+    return DockerExecutor()
+
+
+def require_daemon(why: str) -> None:
+    """EnvironmentProblem (exit 3) saying `why` Docker is needed, unless a daemon answers."""
+    problem = daemon_answers()
+    if problem is not None:
         raise EnvironmentProblem(
-            f"--executor docker: {problem}", hint="start dockerd (`sudo dockerd &`) or use --executor local"
+            f"{why}: {problem}",
+            hint="start dockerd (`sudo dockerd &`), or run the stages on the host: --executor local "
+            '(or `executor = "local"` under [project])',
         )
-    reporter.notice(f"executor: local ({problem}); run stages execute on the host")
-    return LocalExecutor(link=spec.link)

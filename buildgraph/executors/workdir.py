@@ -10,6 +10,10 @@ per file. The price is that a command writing *into* an input would write throug
 the link into the project (or the artefact cache), so `InputSnapshot` records each
 input file's (size, mtime_ns) and the executor reports a stage that changed one.
 
+Symlinks (docs/buildfile.md#symlinks): an input that is a link is staged as its target's bytes;
+inside an input directory, a link that stays inside it is staged as the same relative link
+(its target is staged too), any other one as its target's file or folder of files.
+
 Output paths follow `Job.outputs`: project-relative, a trailing "/" meaning the
 output must be a directory.
 """
@@ -22,10 +26,14 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
+
+from buildgraph.diskfull import is_no_space, problem, tree_bytes
+from buildgraph.stores.digests import Links, scan_tree
 
 LinkMode = Literal["auto", "hardlink", "copy"]
 LINK_MODES: tuple[str, ...] = ("auto", "hardlink", "copy")
@@ -100,6 +108,9 @@ def stage_inputs(
         except FileNotFoundError as exc:
             raise StagingError(f"input '{name}' does not exist ({exc.filename})") from exc
         except OSError as exc:
+            if is_no_space(exc):  # not the stage's fault: bg stops with NoSpace (exit 3)
+                needed = partial(tree_bytes, source)
+                raise problem(exc, f"input '{name}' into a scratch folder", root, needed) from None
             raise StagingError(f"could not stage input '{name}': {exc.strerror or exc}") from exc
     for output in outputs:
         folders.parent_of(safe_relpath(output))
@@ -140,32 +151,26 @@ def _place(source: str, name: str, folders: _Folders, link: LinkMode, snapshot: 
     st = os.stat(source)  # follows a symlinked input: the command sees the target
     dest = folders.parent_of(name)
     if not stat.S_ISDIR(st.st_mode):
-        _place_file(source, dest, link)
+        _place_file(os.path.realpath(source), dest, link)  # os.link would link the symlink itself
         snapshot.record(source, name, st)
         return
     with contextlib.suppress(FileExistsError):
         folders.mkdir(dest)
-    for entry, rel in _walk(source):
+    for rel, path, kind, found in scan_tree(source, _FOLLOW):
         target = f"{dest}/{rel}"
-        if entry.is_symlink():
-            _replace_with_symlink(os.readlink(entry.path), target)
-        elif entry.is_dir():
+        if kind == "link":  # stays inside the tree: it resolves in the copy too
+            _replace_with_symlink(os.readlink(path), target)
+        elif kind == "dir":
             with contextlib.suppress(FileExistsError):
                 folders.mkdir(target)
-        elif entry.is_file():
-            _place_file(entry.path, target, link)
-            snapshot.record(entry.path, f"{name}/{rel}", entry.stat())
-        # sockets, fifos and devices are not build inputs: left out on purpose
+        else:  # a file, or a link followed to one: its target's bytes
+            _place_file(os.path.realpath(path) if found else path, target, link)
+            snapshot.record(path, f"{name}/{rel}", found or os.stat(path))
 
 
-def _walk(root: str, prefix: str = "") -> Iterator[tuple[os.DirEntry[str], str]]:
-    """Entries under `root` (parents before children), with their path relative to `root`."""
-    with os.scandir(root) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            rel = f"{prefix}{entry.name}"
-            yield entry, rel
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path, f"{rel}/")
+# Links leaving an input's tree were checked to stay inside the project when the Buildfile was
+# loaded (the digest follows them there, with the same rule): here they are followed, wherever.
+_FOLLOW = Links(within="/")
 
 
 def _place_file(source: str, dest: str, link: LinkMode) -> None:

@@ -3,10 +3,11 @@
     context.py     the build context tar: exactly the copy sources, .dockerignore rules, deterministic
     ignore.py      .dockerignore pattern matching
     dockerfile.py  pure rendering: `render_stage` (what bg builds), `render_standalone` (`bg dockerfile`)
+    argrefs.py     args kept as `${NAME}` in `bg dockerfile` output, so `--build-arg` works
     dfsyntax.py    Dockerfile lexical syntax (directives, continuations, heredocs, words)
     importer.py    `bg import`: Dockerfile → Buildfile.toml + warnings
     builder.py     `DockerImages`: tags by key, builds, resolves registry bases to digests
     debian.py      offline Debian bases with mmdebstrap + `docker import`
 
-Only `core.spec` (pure data) is imported from the core.
+From the core, only pure data and text helpers are imported (`spec`, `interpolate`, `values`).
 """

@@ -70,9 +70,9 @@ def mmdebstrap_argv(spec: DebianBase, out_tar: PurePath) -> list[str]:
 
 def debian_base(spec: DebianBase, key: str, on_line: LineSink | None = None, client: object = None) -> str:
     """Return the tag of the offline base for `spec`, building it first if it is absent."""
-    import docker
+    from buildgraph.docker_sdk import sdk
 
-    client = client or docker.from_env()
+    client = client or sdk().from_env()
     tag = debian_tag(spec, key)
     if _tag_exists(client, tag, key):
         return tag

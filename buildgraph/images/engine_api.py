@@ -13,6 +13,7 @@ import socket
 from typing import Any
 from urllib.parse import quote
 
+from buildgraph.errors import EnvironmentProblem
 from buildgraph.executors.select import docker_socket
 
 
@@ -31,13 +32,19 @@ class EngineAPI:
 
     def get(self, path: str) -> tuple[int, Any]:
         """One HTTP/1.0 GET (the daemon then answers without chunking and closes)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(self.timeout)
-            sock.connect(self.path)
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode("ascii"))
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
+        chunks = []
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(self.path)
+                sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode("ascii"))
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"the Docker daemon at {self.path} does not answer ({exc.strerror or exc})",
+                hint="start dockerd (`sudo dockerd &`), or run the stages on the host: --executor local",
+            ) from exc
         head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         return status, json.loads(body) if body.strip() else None

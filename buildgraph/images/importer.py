@@ -24,6 +24,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from buildgraph.core.interpolate import arg_parts
 from buildgraph.images import dfsyntax
 from buildgraph.images.dfsyntax import Instruction
 
@@ -199,7 +200,7 @@ class _Importer:
     def workdir(self, ins: Instruction) -> None:
         stage = self.stages[-1]
         path = self.refs(ins, ins.text.strip(), stage.scope)
-        if not path.startswith("/") and stage.workdir:
+        if not self.absolute(path) and stage.workdir:
             path = posixpath.join(stage.workdir, path)
         self.piece_for("WORKDIR").workdir = stage.workdir = path
 
@@ -230,15 +231,21 @@ class _Importer:
 
     def absolute_dest(self, ins: Instruction, dest: str) -> str:
         """bg wants absolute destinations: resolve a relative one against the WORKDIR, as Docker does."""
-        if dest.startswith("/"):
+        if self.absolute(dest):
             return dest
         workdir = self.stages[-1].workdir
-        if not workdir.startswith("/"):
+        if not self.absolute(workdir):
             self.warn(ins, f"destination '{dest}' is relative to the base image's WORKDIR, taken to be /")
             workdir = "/" + workdir
         absolute = posixpath.normpath(posixpath.join(workdir, dest))
         directory = dest.endswith("/") or dest in (".", "..")
         return absolute + "/" if directory and absolute != "/" else absolute
+
+    def absolute(self, path: str) -> bool:
+        """Whether `path` (bg's `${NAME}` in it) is absolute once the args take their defaults:
+        `${PREFIX}/app` is, where PREFIX is `/opt`, as Docker would substitute it."""
+        parts = arg_parts(path)
+        return "".join(p if isinstance(p, str) else self.args.get(p.name, "") for p in parts).startswith("/")
 
     def copy_sources(self, ins: Instruction, keyword: str, sources: list[str]) -> list[str]:
         kept = []

@@ -44,10 +44,13 @@ from buildgraph.stores.digests import (
     Digest,
     DigestCache,
     HashStats,
+    LinkRefused,
+    Links,
     Warn,
     dir_digest,
     hash_file,
-    link_entry,
+    lexical_target,
+    scan_tree,
     walk_tree,
     warn_stderr,
 )
@@ -71,6 +74,57 @@ _FLUSH_EVERY_S = 1.0
 
 class CorruptObject(EnvironmentProblem):
     """An object a manifest needs is missing or damaged (it has been removed)."""
+
+
+class UnsafeOutput(ValueError):
+    """An output that may not be stored: a symlink, or a directory holding a link that does not
+    stay inside it. Links are kept only where they resolve the same wherever the output is put:
+    one leading out could be planted, through the cache, in another workspace."""
+
+
+_OUTPUT_LINKS = Links(refuse=True)  # keep the links that stay inside their output, refuse others
+
+
+def check_output(src: str, name: str) -> None:
+    """Raise UnsafeOutput if the output at `src` is a symlink or holds one that does not stay
+    inside it (no hashing: a listing of its folders). `name`: the output, for the message.
+    A missing output is not this check's to report."""
+    try:
+        st = os.lstat(src)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        with _named(name):
+            for _ in scan_tree(src, _OUTPUT_LINKS):
+                pass
+    elif stat.S_ISLNK(st.st_mode):
+        target = os.readlink(src)
+        raise UnsafeOutput(f"declared output '{name}' is a symlink to {target}: write the file, not a link")
+
+
+def scan_output(src: str, name: str) -> OutputRecord:
+    """The record of the output at `src` (files hashed, nothing stored); see `check_output`."""
+    st = os.lstat(src)
+    if stat.S_ISREG(st.st_mode):
+        return Digest("file", hash_file(src), st.st_size)
+    if not stat.S_ISDIR(st.st_mode):
+        check_output(src, name)  # a symlink: refused
+        raise ValueError(f"{src}: not a regular file, directory or symlink")
+    with _named(name):
+        return dir_digest(walk_tree(src, lambda item, _st: hash_file(item), _OUTPUT_LINKS))
+
+
+@contextlib.contextmanager
+def _named(name: str) -> Iterator[None]:
+    """A refused link below directory output `name`, as UnsafeOutput."""
+    try:
+        yield
+    except LinkRefused as refused:
+        folder = name.rstrip("/")
+        raise UnsafeOutput(
+            f"declared output '{folder}/' holds '{folder}/{refused.relpath}', a symlink to {refused.target},"
+            f" {refused.reason}: a directory output may hold only relative links to paths inside it"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -97,13 +151,15 @@ def manifest_objects(manifest: Mapping[str, Any]) -> set[str]:
 
 
 class ArtefactCache:
-    def __init__(self, root: Path, on_warning: Warn | None = None) -> None:
+    def __init__(self, root: Path, on_warning: Warn | None = None, full_is_error: bool = True) -> None:
         self.root = Path(os.path.abspath(root))  # object records are keyed by absolute path
         self.objects = self.root / "objects"
         self._objects_prefix = f"{self.objects}/"
         self.runs = self.root / "runs"
         self._warn = on_warning or warn_stderr
-        self._records = DigestCache(self.root / "objects.db", racy_window_ns=0, on_warning=self._warn)
+        self._records = DigestCache(
+            self.root / "objects.db", racy_window_ns=0, on_warning=self._warn, full_is_error=full_is_error
+        )
         self._lock = threading.Lock()
         self._reflinker = Reflinker()
         self._device: int | None = None
@@ -153,31 +209,25 @@ class ArtefactCache:
         return False
 
     def ingest(self, path: Path, move: bool = True) -> OutputRecord:
-        """Store a run's output (file, directory or symlink); `move` takes the files (zero copy)
-        where they are alone on the same filesystem, and copies otherwise."""
+        """Store a run's output (file or directory); `move` takes the files (zero copy) where
+        they are alone on the same filesystem, and copies otherwise. Raises UnsafeOutput, having
+        stored nothing, for a symlink (see `scan_output`)."""
         src = os.path.abspath(path)
-        st = os.lstat(src)
+        record = scan_output(src, os.fspath(path))
+        self._store_record(src, record, move)
+        return record
+
+    def _store_record(self, src: str, record: OutputRecord, move: bool) -> None:
         touched: set[str] = set()
-        if stat.S_ISREG(st.st_mode):
-            record = Digest("file", hash_file(src), st.st_size)
+        if record.kind == "file":
             self._store_file(src, record.digest, move, touched)
-        elif stat.S_ISDIR(st.st_mode):
-            record = dir_digest(walk_tree(src, lambda item, _st: hash_file(item)))
-            for entry in record.tree:
-                item = os.path.join(src, entry.relpath)
-                if entry.mode == LINK_MODE:
-                    self._store_bytes(os.fsencode(os.readlink(item)), entry.digest, touched)
-                else:
-                    self._store_file(item, entry.digest, move, touched)
-        elif stat.S_ISLNK(st.st_mode):
-            target = os.readlink(src)
-            entry = link_entry("", target)
-            record = Digest("link", entry.digest, entry.size)
-            self._store_bytes(os.fsencode(target), record.digest, touched)
-        else:
-            raise ValueError(f"{path}: not a regular file, directory or symlink")
-        self._synced(touched)
-        return record  # its stat records are written with the manifest (or at close)
+        for entry in record.tree:
+            item = os.path.join(src, entry.relpath)
+            if entry.mode == LINK_MODE:
+                self._store_bytes(os.fsencode(os.readlink(item)), entry.digest, touched)
+            else:
+                self._store_file(item, entry.digest, move, touched)
+        self._synced(touched)  # its stat records are written with the manifest (or at close)
 
     def put_log(self, path: Path, move: bool = False) -> str:
         """Store a log file as an object (a missing file: an empty log); its digest goes in the
@@ -336,7 +386,25 @@ class ArtefactCache:
             self._records.preload(self.objects)
         intact = all(self.verify(d) for d in sorted(needed))
         self._flush_records()
+        if intact and not self._links_stay_inside(manifest):
+            self._warn(f"cache entry {key[:12]}… holds a symlink leading out of its output: not restored")
+            return None
         return manifest if intact else None
+
+    def _links_stay_inside(self, manifest: Mapping[str, Any]) -> bool:
+        """False for a manifest that would plant a symlink leading out of an output (stored
+        before ingest refused them, or brought from elsewhere); its objects are intact."""
+        for data in manifest["outputs"].values():
+            record = Digest.from_dict(data)
+            if record.kind == "link":
+                return False
+            for entry in record.tree:
+                if entry.mode == LINK_MODE:
+                    with open(self._object(entry.digest), "rb") as f:
+                        target = os.fsdecode(f.read())
+                    if lexical_target(entry.relpath, target) is None:
+                        return False
+        return True
 
     def iter_manifests(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(key, manifest) of every readable manifest, unverified, in key order."""

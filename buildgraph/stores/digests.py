@@ -3,10 +3,18 @@
 Digest scheme (one implementation, shared with `stores.cache`):
 
     file  sha256 of its bytes
-    link  sha256 of its target string (symlinks are never followed inside a tree)
+    link  sha256 of its target string
     dir   sha256 of the canonical listing, one line per regular file or symlink below it,
           "{mode:o} {digest} {relpath}\\n", sorted by relpath (POSIX, compared as bytes);
           mode is 644, 755 (any exec bit set) or 120000 (symlink)
+
+Symlinks below a tree (`Links`): one that *stays inside* the tree (relative, its `..` never
+leading out, and resolving to an existing path that is exactly where it reads) is a link entry:
+it means the same wherever the tree is put. Any other one is followed when the walk is given
+a boundary (the project) it resolves inside: its target's bytes (or its folder's files) then
+stand at the link's path, keyed by the target's stat, so that editing the target changes the
+digest. Otherwise it is refused (`LinkRefused`) or, for a walk that neither follows nor
+refuses, kept as a link entry.
 
 Empty directories are not part of a tree (as in git and DVC): a tree is its files, so a tool
 leaving an empty folder behind changes no digest. Sockets, fifos and devices are skipped.
@@ -22,7 +30,10 @@ touched right before a run thus costs one extra hash on the next run, then none.
 
 Rows are kept in memory and written in one transaction by `flush()`/`close()`. The database is
 disposable: deleted → rebuilt; corrupt → recreated with a warning; busy (another `bg`) → this
-run's rows are kept for the next flush. Thread-safe: hashing runs outside the lock.
+run's rows are kept for the next flush; a full disk → `diskfull.NoSpace`, like every other
+write of bg's state (a transaction that did not commit leaves the old rows), except with
+`full_is_error=False` (read-only commands: a warning, and no caching). Thread-safe:
+hashing runs outside the lock.
 """
 
 from __future__ import annotations
@@ -30,14 +41,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import posixpath
 import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeGuard, Union
+
+from buildgraph.diskfull import is_no_space, problem
 
 CHUNK = 1 << 20
 RACY_WINDOW_NS = 2_000_000_000
@@ -127,24 +141,141 @@ def tree_digest(entries: Iterable[TreeEntry]) -> str:
     return digest.hexdigest()
 
 
-def walk_tree(root: str, file_digest: FileDigester) -> tuple[TreeEntry, ...]:
-    """Every regular file and symlink below `root`, sorted; `file_digest(path, lstat)` hashes."""
-    entries: list[TreeEntry] = []
-    pending = [("", root)]
+class LinkRefused(ValueError):
+    """A symlink below a tree that may be neither kept as a link nor followed."""
+
+    def __init__(self, relpath: str, target: str, reason: str) -> None:
+        super().__init__(f"{relpath} -> {target}: {reason}")
+        self.relpath = relpath  # in the tree
+        self.target = target  # as the message should show it
+        self.reason = reason  # the end of a sentence: "outside the project", …
+
+
+@dataclass(frozen=True)
+class Links:
+    """What a tree walk does with a symlink that does not stay inside the tree (module doc):
+    follow it when it resolves inside `within` (a real path), else refuse it if `refuse`,
+    else keep it as a link entry."""
+
+    within: str | None = None
+    refuse: bool = False
+
+    def resolve(self, tree: str, relpath: str, path: str, chain: tuple[str, ...]) -> os.stat_result | None:
+        """The stat of what stands at the link `path` (`relpath` in the tree whose real path is
+        `tree`), or None to keep it as a link. `chain`: the real folders the walk went through
+        by following links (and `tree`), for loops."""
+        if self.within is None and not self.refuse:
+            return None
+        target = os.readlink(path)
+        real = os.path.realpath(path)
+        if stays_inside(tree, relpath, target, real):
+            return None
+        if self.within is None:
+            dangling = not target.startswith("/") and is_within(real, tree) and not os.path.lexists(real)
+            raise LinkRefused(relpath, target, DANGLING if dangling else LEAVES)
+        found = self._follow(path, real, chain)
+        if isinstance(found, os.stat_result):
+            return found
+        if self.refuse:
+            raise LinkRefused(relpath, target if found == DANGLING else real, found)
+        return None
+
+    def _follow(self, path: str, real: str, chain: tuple[str, ...]) -> os.stat_result | str:
+        """The target's stat, or why it is not followed."""
+        assert self.within is not None
+        if not is_within(real, self.within):
+            return OUTSIDE
+        try:
+            st = os.stat(real)
+        except OSError:
+            return DANGLING
+        if stat.S_ISDIR(st.st_mode):
+            here = os.path.realpath(os.path.dirname(path))
+            if any(is_within(folder, real) for folder in (*chain, here)):
+                return LOOP
+        elif not stat.S_ISREG(st.st_mode):
+            return SPECIAL
+        return st
+
+
+KEEP_LINKS = Links()
+# why a link is refused: the end of a sentence "… is a symlink to TARGET, <why>"
+OUTSIDE = "outside the project"
+DANGLING = "which does not exist"
+LOOP = "which leads back to a folder that holds it (a loop)"
+SPECIAL = "which is not a regular file or directory"
+LEAVES = "which does not stay inside it"
+
+
+def is_within(path: str, folder: str) -> bool:
+    """True when the absolute `path` is `folder` or below it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def stays_inside(tree: str, relpath: str, target: str, real: str) -> bool:
+    """True when the link `relpath` -> `target` of the tree whose real path is `tree` may be kept
+    as a link: relative, inside the tree as written (no `..` out of it), and resolving (to
+    `real`, which exists) to exactly that path. Resolving elsewhere means going through another
+    link, which a copy of the tree may not hold as a link (a followed one is a folder there)."""
+    lexical = lexical_target(relpath, target)
+    if lexical is None:
+        return False
+    return real == (tree if lexical == "." else f"{tree}/{lexical}") and os.path.exists(real)
+
+
+def lexical_target(relpath: str, target: str) -> str | None:
+    """Where the link `relpath` -> `target` leads in its tree, read as written (no file system):
+    None when it is absolute or its `..` lead out of the tree."""
+    if target.startswith("/"):
+        return None
+    lexical = posixpath.normpath(posixpath.join(posixpath.dirname(relpath), target))
+    return None if lexical == ".." or lexical.startswith("../") else lexical
+
+
+Item = tuple[str, str, Literal["file", "dir", "link"], "os.stat_result | None"]  # see scan_tree
+
+
+def scan_tree(root: str, links: Links = KEEP_LINKS) -> Iterator[Item]:
+    """(relpath, path, kind, st) of everything below `root`, each folder before what it holds.
+
+    kind "link" is a symlink kept as a link; a followed one comes as the "file" or "dir" it
+    leads to, with its target's `st` (None otherwise: a caller that needs it lstats the path).
+    Types come from the directory listing, so a scan that only checks links stats nothing.
+    Sockets, fifos and devices are skipped."""
+    tree = ""  # the real path of `root`, found at the first link
+    pending: list[tuple[str, str, tuple[str, ...]]] = [("", root, ())]
     while pending:
-        prefix, folder = pending.pop()
+        prefix, folder, chain = pending.pop()
         with os.scandir(folder) as listing:
             for item in listing:
-                st = item.stat(follow_symlinks=False)
                 relpath = prefix + item.name
-                if stat.S_ISDIR(st.st_mode):
-                    pending.append((relpath + "/", item.path))
-                elif stat.S_ISREG(st.st_mode):
-                    entries.append(
-                        TreeEntry(relpath, file_mode(st.st_mode), file_digest(item.path, st), st.st_size)
-                    )
-                elif stat.S_ISLNK(st.st_mode):
-                    entries.append(link_entry(relpath, os.readlink(item.path)))
+                if item.is_symlink():
+                    tree = tree or os.path.realpath(root)
+                    st = links.resolve(tree, relpath, item.path, (tree, *chain))
+                    if st is None:
+                        yield relpath, item.path, "link", None
+                    elif stat.S_ISDIR(st.st_mode):
+                        yield relpath, item.path, "dir", st
+                        pending.append((relpath + "/", item.path, (*chain, os.path.realpath(item.path))))
+                    else:
+                        yield relpath, item.path, "file", st
+                elif item.is_dir(follow_symlinks=False):
+                    yield relpath, item.path, "dir", None
+                    pending.append((relpath + "/", item.path, chain))
+                elif item.is_file(follow_symlinks=False):
+                    yield relpath, item.path, "file", None
+
+
+def walk_tree(root: str, file_digest: FileDigester, links: Links = KEEP_LINKS) -> tuple[TreeEntry, ...]:
+    """Every regular file and kept symlink below `root`, sorted; `file_digest(path, st)` hashes
+    (`st`: the file's lstat, or a followed link's target's stat)."""
+    entries: list[TreeEntry] = []
+    for relpath, path, kind, st in scan_tree(root, links):
+        if kind == "link":
+            entries.append(link_entry(relpath, os.readlink(path)))
+        elif kind == "file":
+            st = st or os.lstat(path)
+            entries.append(TreeEntry(relpath, file_mode(st.st_mode), file_digest(path, st), st.st_size))
     entries.sort(key=lambda e: _encoded(e.relpath))
     return tuple(entries)
 
@@ -182,11 +313,13 @@ _CREATE = (
 
 
 class _StatDb:
-    """The sqlite table, opened lazily; every failure degrades to "not cached", never a crash."""
+    """The sqlite table, opened lazily; every failure but a full disk degrades to "not cached"
+    (a full disk too when `full_is_error` is off: a command that writes nothing else)."""
 
-    def __init__(self, path: Path, warn: Warn) -> None:
+    def __init__(self, path: Path, warn: Warn, full_is_error: bool = True) -> None:
         self.path = path
         self.warn = warn
+        self.full_is_error = full_is_error
         self.disabled = False
         self._recreated = False
         self._conn: Any = None
@@ -261,6 +394,10 @@ class _StatDb:
 
     def _failed(self, error: Exception) -> str:
         """ "busy" (try later), "recreated" (corrupt file removed) or "off" (give up this run)."""
+        full = is_no_space(error)
+        if full and self.full_is_error:  # for the user to know, not to drop quietly
+            what = f"the stat cache {self.path.parent.name}/{self.path.name}"
+            raise problem(error, what, self.path) from None
         code = getattr(error, "sqlite_errorcode", None)
         if code in _BUSY_CODES:
             return "busy"
@@ -271,7 +408,8 @@ class _StatDb:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             return "recreated"
-        self.warn(f"{self.path}: {error}; digests are not cached in this run")
+        reason = "no space left on device" if full else error
+        self.warn(f"{self.path}: {reason}; digests are not cached in this run")
         self.disabled = True
         return "off"
 
@@ -286,9 +424,13 @@ class DigestCache:
     """Digests of paths, by stat where a row proves the bytes unchanged (see module doc)."""
 
     def __init__(
-        self, db_path: Path, racy_window_ns: int = RACY_WINDOW_NS, on_warning: Warn | None = None
+        self,
+        db_path: Path,
+        racy_window_ns: int = RACY_WINDOW_NS,
+        on_warning: Warn | None = None,
+        full_is_error: bool = True,
     ) -> None:
-        self._db = _StatDb(Path(db_path), on_warning or warn_stderr)
+        self._db = _StatDb(Path(db_path), on_warning or warn_stderr, full_is_error)
         self._racy_window_ns = racy_window_ns
         self._lock = threading.Lock()
         self._rows: dict[str, Row | None] = {}  # None: known absent from the db
@@ -303,10 +445,13 @@ class DigestCache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def digest(self, path: StrPath, follow_symlinks: bool = False) -> Digest | None:
+    def digest(
+        self, path: StrPath, follow_symlinks: bool = False, links: Links = KEEP_LINKS
+    ) -> Digest | None:
         """The digest of a file, directory or symlink; None when `path` does not exist.
 
-        `follow_symlinks` applies to `path` itself only (e.g. `data -> /mnt/datasets/x`)."""
+        `follow_symlinks` applies to `path` itself (e.g. `data -> datasets/v3`), `links` to the
+        symlinks below a directory."""
         where = path if _normal_absolute(path) else os.path.abspath(path)
         try:
             st = os.stat(where, follow_symlinks=follow_symlinks)
@@ -316,11 +461,33 @@ class DigestCache:
             return Digest("file", self.file_digest(where, st), st.st_size)
         if stat.S_ISDIR(st.st_mode):
             self.preload(where)
-            return dir_digest(walk_tree(where, self.file_digest))
+            return dir_digest(walk_tree(where, self.file_digest, links))
         if stat.S_ISLNK(st.st_mode):
             entry = link_entry("", os.readlink(where))
             return Digest("link", entry.digest, entry.size)
         raise ValueError(f"{path}: not a regular file, directory or symlink")
+
+    def listing_digest(self, files: Iterable[tuple[str, StrPath]]) -> Digest:
+        """The tree digest of chosen files and symlinks, each under its given relpath.
+
+        For a set of files that is not one directory (an image stage's copy sources after its
+        ignore rules): the same canonical listing as a directory, so modes count too. A path
+        that vanished since it was listed is left out, as a walk would have left it out.
+        """
+        entries: list[TreeEntry] = []
+        for relpath, path in files:
+            where = os.path.abspath(path)
+            try:
+                st = os.lstat(where)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                digest = self.file_digest(where, st)
+                entries.append(TreeEntry(relpath, file_mode(st.st_mode), digest, st.st_size))
+            elif stat.S_ISLNK(st.st_mode):
+                entries.append(link_entry(relpath, os.readlink(where)))
+        entries.sort(key=lambda e: _encoded(e.relpath))
+        return dir_digest(tuple(entries))
 
     def file_digest(self, path: str, st: os.stat_result) -> str:
         """Digest of the regular file `path` whose lstat is `st` (absolute path)."""
@@ -401,9 +568,11 @@ class DigestCache:
                 self._pending = {**pending, **self._pending}  # busy: keep for the next flush
 
     def close(self) -> None:
-        self.flush()
-        with self._lock:
-            self._db.close()
+        try:
+            self.flush()
+        finally:  # also when the disk is full: the connection is closed all the same
+            with self._lock:
+                self._db.close()
 
     def _remember_now(self, path: str, digest: str) -> None:
         try:

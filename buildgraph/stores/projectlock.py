@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from buildgraph.diskfull import is_no_space
 from buildgraph.errors import EnvironmentProblem
 
 
@@ -54,8 +55,7 @@ class ProjectLock:
                     self.on_wait(self._waiting_message(fd))
                 fcntl.flock(fd, mode)  # Ctrl-C interrupts the wait (KeyboardInterrupt)
             if not self.shared:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                _write_pid(fd)
         except BaseException:
             os.close(fd)
             raise
@@ -91,6 +91,17 @@ class ProjectLock:
         holder = _live_pid(os.pread(fd, 32, 0))
         who = f" (pid {holder})" if holder else ""
         return f"another bg is running in this project{who}; waiting…"
+
+
+def _write_pid(fd: int) -> None:
+    """Leave our pid in the lock file for a waiter's message. On a full disk the lock is held
+    all the same and only that message loses the pid: `bg gc`, which frees space, must run."""
+    os.ftruncate(fd, 0)
+    try:
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as error:
+        if not is_no_space(error):
+            raise
 
 
 def _live_pid(raw: bytes) -> int | None:

@@ -117,7 +117,7 @@ metrics = "m.json"
 """)
     assert "no metrics yet" in project.bg("metrics", check=0).out
     run = project.bg("run", check=0)
-    assert "[score] metrics: acc 0.75, loss.train 2" in run.out
+    assert "[score] metrics: acc 0.75 … (1 more: bg metrics)\n" in run.out  # top level, then a count
     assert json.loads(project.bg("metrics", "--json", check=0).out) == {
         "score": {"acc": 0.75, "loss.train": 2}
     }

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import bgcli
 import pytest
 
 CANARY = "canary-7f3a-do-not-leak"
@@ -37,21 +37,11 @@ secrets = ["TOKEN"]
 
 
 def bg(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "TOKEN": CANARY, **(env or {})}
-    out = subprocess.run(
-        [sys.executable, "-m", "buildgraph", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=600,
-    )
-    assert "Traceback" not in out.stderr, out.stderr
-    return out
+    return bgcli.bg(root, *args, env={"TOKEN": CANARY, **(env or {})})
 
 
-def events(out: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return {e["stage"]: e["status"] for e in lines if e.get("event") == "finish"}
+events = bgcli.finished
+
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +53,6 @@ def project(tmp_path_factory: pytest.TempPathFactory, client: Any, tiny_base: st
     assert first.returncode == 0, first.stdout + first.stderr
     # images are keyed by content: an earlier session may have built them already
     assert events(first)["use"] == "done" and set(events(first).values()) <= {"done", "skipped"}
-    assert "executor: docker" in first.stdout + first.stderr
     return root
 
 
@@ -119,14 +108,21 @@ def test_editing_an_image_stage_rebuilds_it_and_reruns_its_users_not_its_base(pr
 def test_docker_executor_without_a_daemon_exits_3(project: Path) -> None:
     out = bg(project, "run", "--executor", "docker", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert out.returncode == 3
-    assert out.stderr.startswith("bg: error: --executor docker: no Docker socket at /nonexistent/docker.sock")
+    assert out.stderr.startswith(
+        "bg: error: the docker executor needs Docker: no Docker socket at /nonexistent/docker.sock"
+    )
     assert "bg: hint:" in out.stderr
 
 
-def test_auto_without_a_daemon_falls_back_to_the_host_with_a_notice(tmp_path: Path) -> None:
+def test_auto_without_a_daemon_stops_instead_of_moving_to_the_host(tmp_path: Path) -> None:
+    """`auto` depends on the Buildfile alone: a key that flipped between image and host with
+    the daemon's mood would rerun every stage (the main job's `bg status` once said so)."""
     (tmp_path / "Buildfile.toml").write_text(BUILDFILE.replace("cat /opt/marker", "echo host"))
     (tmp_path / "in.txt").write_text("x\n")
     out = bg(tmp_path, "run", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
-    assert out.returncode == 0, out.stderr
-    assert "executor: local (no Docker socket at /nonexistent/docker.sock)" in out.stdout + out.stderr
+    assert out.returncode == 3, out.stderr
+    assert "(executor auto), which needs Docker: no Docker socket at /nonexistent/docker.sock" in out.stderr
+    assert not (tmp_path / "out.txt").exists()
+    host = bg(tmp_path, "run", "--executor", "local", "use", env={"DOCKER_HOST": "unix:///nowhere.sock"})
+    assert host.returncode == 0, host.stderr  # on the host, asked for explicitly: no image needed
     assert (tmp_path / "out.txt").read_text().startswith("host")

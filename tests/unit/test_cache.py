@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from buildgraph.stores.cache import ArtefactCache, CorruptObject, GcReport, OutputRecord
+from buildgraph.stores.cache import ArtefactCache, CorruptObject, GcReport, OutputRecord, UnsafeOutput
 from buildgraph.stores.digests import Digest, DigestCache, TreeEntry
 from buildgraph.stores.link import LinkImpossible
 
@@ -328,17 +328,58 @@ def test_materialise_switches_between_file_and_tree(cache: ArtefactCache, tmp_pa
     assert dest.read_bytes() == b"f"
 
 
-def test_materialise_empty_tree_and_symlink_outputs(cache: ArtefactCache, tmp_path: Path) -> None:
+def test_materialise_empty_tree(cache: ArtefactCache, tmp_path: Path) -> None:
     (tmp_path / "s" / "empty").mkdir(parents=True)
     empty = cache.ingest(tmp_path / "s" / "empty")
     assert empty == Digest("dir", sha(b""), 0, ())
     cache.materialise(empty, tmp_path / "w" / "empty")
     assert (tmp_path / "w" / "empty").is_dir()
+
+
+def test_links_leading_out_of_an_output_are_refused_and_nothing_stored(
+    cache: ArtefactCache, tmp_path: Path
+) -> None:
+    (tmp_path / "s").mkdir()
     (tmp_path / "s" / "latest").symlink_to("checkpoints/7.pt")
-    link = cache.ingest(tmp_path / "s" / "latest")
-    assert link.kind == "link" and link.digest == sha(b"checkpoints/7.pt")
-    cache.materialise(link, tmp_path / "w" / "latest")
-    assert os.readlink(tmp_path / "w" / "latest") == "checkpoints/7.pt"
+    with pytest.raises(UnsafeOutput, match="is a symlink to checkpoints/7.pt"):
+        cache.ingest(tmp_path / "s" / "latest")
+    for target in ("/etc", "../../elsewhere", "sub/../../up", "missing"):
+        out = tmp_path / "s" / f"out-{len(target)}"
+        write(out / "sub" / "kept.txt", b"k")
+        (out / "sub" / "same").symlink_to("kept.txt")  # stays inside: allowed …
+        (out / "bad").symlink_to(target)  # … this one is not
+        with pytest.raises(UnsafeOutput, match=f"holds '.*/bad', a symlink to {target}"):
+            cache.ingest(out)
+    assert not cache.objects.exists() or not any(cache.objects.iterdir())
+
+
+def test_links_inside_a_directory_output_are_kept_as_links(cache: ArtefactCache, tmp_path: Path) -> None:
+    out = tmp_path / "s" / "out"
+    write(out / "ckpt" / "7.pt", b"seven")
+    (out / "latest").symlink_to("ckpt/7.pt")
+    (out / "ckpt" / "self").symlink_to(".")
+    record = cache.ingest(out)
+    assert [(e.relpath, e.mode) for e in record.tree] == [
+        ("ckpt/7.pt", 0o644),
+        ("ckpt/self", 0o120000),
+        ("latest", 0o120000),
+    ]
+    cache.materialise(record, tmp_path / "w" / "out")
+    assert os.readlink(tmp_path / "w" / "out" / "latest") == "ckpt/7.pt"
+    assert (tmp_path / "w" / "out" / "latest").read_bytes() == b"seven"
+
+
+def test_a_manifest_planting_a_link_out_of_its_output_is_not_used(
+    cache: ArtefactCache, tmp_path: Path, warnings_seen: list[str]
+) -> None:
+    """As a cache written before ingest refused such links, or brought from another machine."""
+    target = cache.ingest(write(tmp_path / "s" / "t", b"/etc")).digest  # an object holding "/etc"
+    log = cache.put_log(tmp_path / "no-log")
+    evil = Digest("dir", "0" * 64, 4, (TreeEntry("etc", 0o120000, target, 4),))
+    cache.put_manifest(KEY, {"outputs": {"d": evil.as_dict()}, "log": log})
+    assert cache.get_manifest(KEY, verify=False) is not None
+    assert cache.get_manifest(KEY) is None
+    assert len(warnings_seen) == 1 and "holds a symlink leading out of its output" in warnings_seen[0]
 
 
 def test_materialise_with_a_missing_object_keeps_dest(cache: ArtefactCache, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from buildgraph.core.spec import Copy, ImageRef, ImageStage
+from buildgraph.core.keys import image_material, key_of
+from buildgraph.core.spec import Copy, ImageRef, ImageStage, Spec
 from buildgraph.errors import BuildfileError
 from buildgraph.images.context import DOCKERFILE_NAME, build_context, copy_sources_listing
 from buildgraph.images.ignore import IgnoreRules
+from buildgraph.imagesteps import copy_digests
+from buildgraph.stores.digests import DigestCache
 
 
 def stage(*copies: Copy, ignore: str = "") -> ImageStage:
@@ -153,3 +157,37 @@ def test_same_files_give_byte_identical_tars(project: Path, tmp_path_factory: py
     assert build_context(other, spec).to_bytes("FROM x\n") == first
     (other / "src/a.py").write_text("changed")
     assert build_context(other, spec).to_bytes("FROM x\n") != first
+
+
+def image_key(root: Path, spec: ImageStage) -> str:
+    with DigestCache(root / ".bg/stat.db") as digests:
+        return key_of(image_material(spec, Spec(name="p"), {}, copy_digests(root, spec, digests)))
+
+
+def test_copy_digest_is_the_canonical_tree_listing_of_each_entry(project: Path) -> None:
+    (project / ".dockerignore").write_text("**/__pycache__\n")
+    os.chmod(project / "src/a.py", 0o700)
+    os.chmod(project / "src/b.py", 0o600)
+    os.symlink("a.py", project / "src/link.py")
+    spec = stage(Copy(("src/a.py", "src/b.py", "src/link.py"), "/app/"), Copy(("README.md",), "/"))
+    with DigestCache(project / ".bg/stat.db") as digests:
+        found = copy_digests(project, spec, digests)
+
+    def sha(data: str) -> str:
+        return hashlib.sha256(data.encode()).hexdigest()
+
+    # one format for every tree bg digests: "{mode:o} {digest} {relpath}\n", sorted (stores.digests)
+    listing = f"755 {sha('a')} src/a.py\n644 {sha('b')} src/b.py\n120000 {sha('a.py')} src/link.py\n"
+    assert found == (sha(listing), sha(f"644 {sha('r')} README.md\n"))
+
+
+def test_chmod_x_of_a_copied_file_changes_the_image_key(project: Path) -> None:
+    os.chmod(project / "src/a.py", 0o644)
+    spec = stage(Copy(("src/",), "/app/src/"))
+    before = image_key(project, spec)
+    assert image_key(project, spec) == before
+    os.chmod(project / "src/a.py", 0o755)
+    after = image_key(project, spec)
+    assert after != before
+    os.chmod(project / "src/a.py", 0o744)  # any exec bit is "executable", as in the build context
+    assert image_key(project, spec) == after

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from buildgraph.stores.digests import CHUNK, Digest, DigestCache, TreeEntry, hash_file, tree_digest
+from buildgraph.stores.digests import (
+    CHUNK,
+    Digest,
+    DigestCache,
+    LinkRefused,
+    Links,
+    TreeEntry,
+    hash_file,
+    tree_digest,
+)
 
 
 def sha(data: bytes) -> str:
@@ -108,6 +117,56 @@ def test_symlinks_are_not_followed_unless_asked(cache: DigestCache, tmp_path: Pa
     (tmp_path / "dangling").symlink_to("nowhere")
     assert cache.digest(tmp_path / "dangling", follow_symlinks=True) is None
     assert cache.digest(tmp_path / "dangling") is not None
+
+
+def test_links_leaving_a_tree_are_followed_inside_the_boundary(cache: DigestCache, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    write(project / "shared" / "w.bin", b"weights")
+    write(project / "d" / "x", b"x")
+    (project / "d" / "same").symlink_to("x")  # stays inside d: a link entry
+    (project / "d" / "w").symlink_to("../shared/w.bin")  # leaves d: its target's bytes
+    (project / "d" / "all").symlink_to("../shared")  # a folder: walked
+    (project / "d" / "etc").symlink_to("/etc")  # outside the boundary: a link entry, not followed
+    found = cache.digest(project / "d", links=Links(within=str(project)))
+    assert found is not None
+    assert [(e.relpath, e.mode, e.digest) for e in found.tree] == [
+        ("all/w.bin", 0o644, sha(b"weights")),
+        ("etc", 0o120000, sha(b"/etc")),
+        ("same", 0o120000, sha(b"x")),
+        ("w", 0o644, sha(b"weights")),
+        ("x", 0o644, sha(b"x")),
+    ]
+    with pytest.raises(LinkRefused) as refused:
+        cache.digest(project / "d", links=Links(within=str(project), refuse=True))
+    assert (refused.value.relpath, refused.value.target, refused.value.reason) == (
+        "etc",
+        "/etc",
+        "outside the project",
+    )
+
+
+def test_a_followed_link_is_keyed_by_its_targets_stat(cache: DigestCache, tmp_path: Path) -> None:
+    target = write(tmp_path / "p" / "real", b"one")
+    (tmp_path / "p" / "d").mkdir()
+    (tmp_path / "p" / "d" / "l").symlink_to("../real")
+    follow = Links(within=str(tmp_path / "p"))
+    first = cache.digest(tmp_path / "p" / "d", links=follow)
+    assert cache.digest(tmp_path / "p" / "d", links=follow) == first
+    assert cache.stats.files_hashed == 1  # the second time, one stat proved it unchanged
+    with open(target, "r+b") as f:  # same size, mtime put back: only the target's ctime moved
+        f.write(b"two")
+    age(target)
+    second = cache.digest(tmp_path / "p" / "d", links=follow)
+    assert second is not None and second.tree[0].digest == sha(b"two")
+
+
+def test_a_link_loop_is_not_followed(cache: DigestCache, tmp_path: Path) -> None:
+    write(tmp_path / "p" / "d" / "x", b"x")
+    (tmp_path / "p" / "d" / "up").symlink_to("..")
+    found = cache.digest(tmp_path / "p" / "d", links=Links(within=str(tmp_path / "p")))
+    assert found is not None and [e.relpath for e in found.tree] == ["up", "x"]
+    with pytest.raises(LinkRefused, match="a loop"):
+        cache.digest(tmp_path / "p" / "d", links=Links(within=str(tmp_path / "p"), refuse=True))
 
 
 def test_special_files_are_skipped_in_trees_and_refused_alone(cache: DigestCache, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from buildgraph.core.parse import parse
 from buildgraph.core.spec import Copy, DebianBase, ImageRef, ImageStage, RunStage, Spec, StageRef
 from buildgraph.errors import UsageError
 from buildgraph.images.dockerfile import docker_stage_name, render_stage, render_standalone
@@ -73,38 +74,174 @@ def spec_of(*stages: ImageStage | RunStage, args: tuple[tuple[str, str], ...] = 
     return Spec(name="demo", args=args, stages={s.name: s for s in stages})
 
 
-TUTORIAL_ARGS = (("PYTORCH", "1.6.0"), ("CUDA", "10.1"), ("CUDNN", "7"))
+TUTORIAL = """
+[project]
+name = "demo"
+
+[args]
+PYTORCH = "1.6.0"
+CUDA = "10.1"
+CUDNN = "7"
+
+[stages.base]
+from = "pytorch/pytorch:${PYTORCH}-cuda${CUDA}-cudnn${CUDNN}-devel"
+env = { DEBIAN_FRONTEND = "noninteractive" }
+
+[stages.App_2]
+from = "base"
+workdir = "/opt/test"
+copy = [{ src = "test.py", dest = "/opt/test/test.py" }]
+
+[stages.train]
+image = "App_2"
+command = "python3 test.py"
+
+[stages.unrelated]
+from = "debian:bookworm"
+"""
 
 
-def test_standalone_recovers_args_in_from_and_chains_stages() -> None:
-    base = ImageStage(
-        "base",
-        ImageRef("pytorch/pytorch:1.6.0-cuda10.1-cudnn7-devel"),
-        env=(("DEBIAN_FRONTEND", "noninteractive"),),
-        args_used=("PYTORCH", "CUDA", "CUDNN"),
-    )
-    app = ImageStage(
-        "App_2", StageRef("base"), workdir="/opt/test", copy=(Copy(("test.py",), "/opt/test/test.py"),)
-    )
-    train = RunStage("train", command="python3 test.py", image="App_2")
-    other = ImageStage("unrelated", ImageRef("debian:bookworm"))
-    text = render_standalone(spec_of(base, app, train, other, args=TUTORIAL_ARGS), "train")
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[:4] == [
-        'ARG PYTORCH="1.6.0"',
-        'ARG CUDA="10.1"',
-        'ARG CUDNN="7"',
+def exported(buildfile: str, target: str, **args: str) -> list[str]:
+    """The lines of `bg dockerfile target`, without comments and blank lines."""
+    text = render_standalone(parse(buildfile, args=args), target)
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_standalone_declares_from_args_before_from_and_chains_stages() -> None:
+    assert exported(TUTORIAL, "train") == [
+        "ARG PYTORCH=1.6.0",
+        "ARG CUDA=10.1",
+        "ARG CUDNN=7",
         "FROM pytorch/pytorch:${PYTORCH}-cuda${CUDA}-cudnn${CUDNN}-devel AS base",
+        "ARG CUDA",  # an ARG before FROM is in scope for FROM only: declared again inside
+        "ARG CUDNN",
+        "ARG PYTORCH",
+        'ENV DEBIAN_FRONTEND="noninteractive"',
+        "FROM base AS app_2",
+        "WORKDIR /opt/test",
+        "COPY test.py /opt/test/test.py",
     ]
-    assert "FROM base AS app_2" in lines
-    assert "unrelated" not in text and "debian" not in text
 
 
-def test_standalone_leaves_ambiguous_values_literal() -> None:
-    base = ImageStage("base", ImageRef("python:3.3-slim-3.3"), args_used=("V",))
-    text = render_standalone(spec_of(base, args=(("V", "3.3"),)), "base")
-    assert "FROM python:3.3-slim-3.3 AS base" in text
-    assert 'ARG V="3.3"' in text  # still declared inside the stage, for `$V` in commands
+def test_standalone_writes_from_as_written_even_where_values_repeat() -> None:
+    buildfile = '[project]\nname = "d"\n[args]\nV = "3.3"\n[stages.base]\nfrom = "python:${V}-slim-3.3"\n'
+    assert exported(buildfile, "base") == ["ARG V=3.3", "FROM python:${V}-slim-3.3 AS base", "ARG V"]
+
+
+PARAMETERS = """
+[project]
+name = "demo"
+
+[args]
+VERSION = "1.2.3"
+PREFIX = "/opt"
+SPACED = "a b"
+
+[stages.base]
+from = "debian:bookworm"
+env = { APP_VERSION = "${VERSION}", SHELL_HOME = "$${HOME}" }
+
+[stages.deps]
+from = "base"
+run = [
+    "echo \\"building ${VERSION}\\" > /version.txt",
+    "echo 'quoted ${VERSION}' x${VERSION}y",
+    "echo ${SPACED}",
+    "echo $(echo '${VERSION}') ${VERSION}",
+]
+workdir = "${PREFIX}/app-${VERSION}"
+user = "${VERSION}"
+labels = { "org.opencontainers.image.version" = "${VERSION}" }
+
+[stages.code]
+from = "deps"
+run = "echo ${VERSION} >> /version.txt"
+copy = [{ src = ["${VERSION}.txt", "conf-${VERSION}/"], dest = "${PREFIX}/${VERSION}/" }]
+cmd = ["echo", "${VERSION}"]
+"""
+
+
+def test_standalone_keeps_arg_references_along_the_chain() -> None:
+    assert exported(PARAMETERS, "code") == [
+        "FROM debian:bookworm AS base",
+        "ARG VERSION=1.2.3",
+        'ENV APP_VERSION="${VERSION}"',
+        'ENV SHELL_HOME="${HOME}"',  # `$${` is a literal `${`: Docker expands it, as in bg's build
+        "FROM base AS deps",
+        "ARG PREFIX=/opt",
+        'ARG SPACED="a b"',
+        "ARG VERSION=1.2.3",
+        'RUN echo "building ${VERSION}" > /version.txt',
+        # the shell expands nothing inside single quotes: step out of them for the reference
+        "RUN echo 'quoted '\"${VERSION}\"'' x${VERSION}y",
+        "RUN echo a b",  # not a plain value: as data it would be one word, not two
+        "RUN echo $(echo '1.2.3') 1.2.3",  # quoting inside $(…) is not followed: values
+        "WORKDIR ${PREFIX}/app-${VERSION}",
+        "USER ${VERSION}",
+        'LABEL "org.opencontainers.image.version"="${VERSION}"',
+        "FROM deps AS code",
+        "ARG PREFIX=/opt",
+        "ARG VERSION=1.2.3",
+        "RUN echo ${VERSION} >> /version.txt",
+        # a source bg normalised ("conf-1.2.3/" → "conf-1.2.3") keeps its value
+        "COPY ${VERSION}.txt conf-1.2.3 ${PREFIX}/${VERSION}/",
+        'CMD ["echo", "1.2.3"]',  # exec form: nothing substitutes
+    ]
+
+
+def test_standalone_arg_defaults_are_the_values_bg_builds_with() -> None:
+    lines = exported(PARAMETERS, "code", VERSION="2.0")
+    assert "ARG VERSION=2.0" in lines and 'CMD ["echo", "2.0"]' in lines
+    assert "RUN echo ${VERSION} >> /version.txt" in lines
+
+
+def test_an_arg_named_like_an_env_variable_of_the_chain_keeps_its_value() -> None:
+    buildfile = (
+        '[project]\nname = "d"\n[args]\nV = "1"\n[stages.base]\nfrom = "debian:bookworm"\n'
+        'env = { V = "2" }\n[stages.app]\nfrom = "base"\nrun = "echo ${V}"\n'
+    )
+    # Docker would give the ENV's 2 to `${V}`; bg interpolated the arg's 1
+    assert exported(buildfile, "app")[-2:] == ["ARG V=1", "RUN echo 1"]
+
+
+def test_bg_import_of_the_export_gives_back_the_same_dockerfile() -> None:
+    from buildgraph.images.importer import import_dockerfile
+
+    buildfile = PARAMETERS.replace('SPACED = "a b"', 'SPACED = "ab"')  # a plain value stays a reference
+    first = render_standalone(parse(buildfile), "code")
+    imported, warnings = import_dockerfile(first)
+    assert warnings == []
+    again = render_standalone(parse(imported), "code")
+    assert again.splitlines()[1:] == first.splitlines()[1:]  # all but the header naming the project
+    assert "RUN echo ${SPACED}" in again
+
+
+@pytest.mark.parametrize(
+    ("command", "written"),
+    [
+        ("echo \\${V}", "echo \\1"),  # the backslash escapes the value's first character
+        ("echo `echo ${V}`", "echo `echo 1`"),
+        ("cat <<EOF\n${V}\nEOF", "cat <<EOF\n1\nEOF"),
+        ("true # it's ${V}", "true # it's 1"),
+        ("echo ${V} # it's ${V}", "echo ${V} # it's 1"),
+        ('echo "it\'s ${V}"', 'echo "it\'s ${V}"'),
+        ("echo '\"'${V}", "echo '\"'${V}"),
+    ],
+)
+def test_run_references_are_kept_only_where_the_shell_quoting_is_followed(command: str, written: str) -> None:
+    value = command.replace("${V}", "1")
+    stage = ImageStage(
+        "s", ImageRef("debian:bookworm"), run=(value,), args_used=("V",), templates=(("run[0]", command),)
+    )
+    text = render_standalone(spec_of(stage, args=(("V", "1"),)), "s")
+    run = next(line for line in text.splitlines() if line.startswith("RUN"))[4:]
+    assert (json.loads(run)[2] if "\n" in command else run) == written
+
+
+def test_stages_made_without_a_buildfile_are_written_with_their_values() -> None:
+    base = ImageStage("base", ImageRef("python:3.12-slim"), run=("echo 3.12",), args_used=("PY",))
+    text = render_standalone(spec_of(base, args=(("PY", "3.12"),)), "base")
+    assert text.endswith("FROM python:3.12-slim AS base\nARG PY=3.12\nRUN echo 3.12\n")
 
 
 def test_standalone_debian_base_is_a_documented_placeholder() -> None:
@@ -138,10 +275,10 @@ def test_bg_dockerfile_prints_the_standalone_dockerfile(tmp_path: Any, capsys: A
     assert main(["-C", str(tmp_path), "dockerfile", "app"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2:] == [
-        'ARG PY="3.12"',
+        "ARG PY=3.12",
         "",
         "FROM python:${PY}-slim AS base",
-        'ARG PY="3.12"',
+        "ARG PY",
         "",
         "FROM base AS app",
         "WORKDIR /app",

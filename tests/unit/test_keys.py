@@ -32,8 +32,9 @@ def train_key(**changes: object) -> str:
 
 def test_golden_run_key() -> None:
     # Changing this value means every user's cache is invalidated: bump KEY_VERSION instead.
-    assert KEY_VERSION == 1
-    assert train_key() == "12ab2af896731a066eca7e6a7819a2db4f247d796f272a67bd57bd25526ff29a"
+    # 2: copy digests became canonical tree listings (modes included); every key moved with it.
+    assert KEY_VERSION == 2
+    assert train_key() == "e5d04421aae954e7c5f8a07b004ebd03d57f38047eaa992a5e4b421f255afcff"
 
 
 def test_golden_image_key() -> None:
@@ -47,7 +48,7 @@ def test_golden_image_key() -> None:
     material = image_material(
         stage, SPEC, {}, ("c" * 64,), {"pytorch/pytorch:${PYTORCH}": "sha256:" + "d" * 64}
     )
-    assert key_of(material) == "bfbcf1762dfb1f4f3db665e3db374fef3af28b2e770e2048e1f48a947204d76c"
+    assert key_of(material) == "8812c049384675b012179de3a8d9f36a6fdf18b4dfab03bee6007639b2cc73b2"
 
 
 def test_canonical_json_is_order_independent() -> None:

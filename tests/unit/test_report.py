@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from rich.console import Console
+from rich.live import _RefreshThread
 
 from buildgraph.report import (
     JsonReporter,
@@ -141,10 +142,11 @@ def test_rich_reporter_renders_stages() -> None:
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100, height=30)
     reporter = RichReporter(console)
-    before = threading.active_count()
     play(reporter)
     text = strip_ansi(buffer.getvalue())
-    assert threading.active_count() <= before  # the refresh thread stopped with close()
+    # close() joined its own refresh thread (other tests' threads are none of our business)
+    ours = [t for t in threading.enumerate() if isinstance(t, _RefreshThread) and t.live.console is console]
+    assert not ours
     for expected in (
         "[train] run: input stages/train.py changed; param epochs 2→3",
         "[train] epoch 2 loss 0.4",  # the only running stage: its output streams
