@@ -69,3 +69,29 @@ def test_make_and_doit_build_the_same_outputs(tmp_path: Path, tool: str, argv: l
 def test_format_table_aligns_columns() -> None:
     text = format_table(["tool", "s"], [["bg", 0.5], ["make", None]])
     assert text.splitlines() == ["tool      s", "----  -----", "bg    0.500", "make      -"]
+
+
+def test_parse_time_scales_linearly() -> None:
+    """Timed, so here (run by hand) and not in tests/: tests/unit/test_parse.py counts calls instead."""
+    import time
+
+    from buildgraph.core.parse import parse
+
+    def text(n: int) -> str:
+        stages = "".join(
+            f'[stages.s{i}]\ncommand = "python3 s{i}.py ${{params.e}}"\n'
+            f'inputs = ["s{i}.py"{f", {chr(34)}o{i - 1}/{chr(34)}" if i else ""}]\noutputs = ["o{i}/"]\n'
+            for i in range(n)
+        )
+        return f'[project]\nname = "demo"\n[params]\ne = 1\n{stages}'
+
+    def best(source: str) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            parse(source)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    small, large = best(text(250)), best(text(1000))
+    assert large < 8 * small, (small, large)  # linear is 4×; quadratic would be 16×

@@ -1,6 +1,6 @@
 """`bg` command line: the composition root. Parses arguments, hands off to one command.
 
-Each command lives in `buildgraph.commands.<name>` with `add_parser(sub, common)` and
+Each command lives in `buildgraph.commands.<name>_cmd` with `add_parser(sub, common)` and
 `run(ns) -> int`, imported only when chosen (start-up speed: `bg status` must not pay
 for rich, docker or sqlite-heavy imports it does not use).
 """
@@ -26,12 +26,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("gc_cmd", "delete cached artefacts nothing references"),
     "clean": ("clean_cmd", "remove stage outputs from the workspace"),
     "schema": ("schema_cmd", "print the JSON Schema of Buildfile.toml"),
-    "dockerfile": ("dockerfile", "print an equivalent standalone Dockerfile for an image stage"),
-    "import": ("import_dockerfile", "convert a Dockerfile into a Buildfile.toml"),
-    "init": ("init", "scaffold a Buildfile.toml for this project"),
-    "lint": ("lint", "warn about image-stage practices, each with a fix"),
-    "shell": ("shell", "open an interactive shell in a stage's image"),
-    "shell-init": ("shell_init", "print a `bg` shell function that keeps the shell's job control"),
+    "dockerfile": ("dockerfile_cmd", "print an equivalent standalone Dockerfile for an image stage"),
+    "import": ("import_cmd", "convert a Dockerfile into a Buildfile.toml"),
+    "init": ("init_cmd", "scaffold a Buildfile.toml for this project"),
+    "lint": ("lint_cmd", "warn about image-stage practices, each with a fix"),
+    "shell": ("shell_cmd", "open an interactive shell in a stage's image"),
+    "shell-init": ("shell_init_cmd", "print a `bg` shell function that keeps the shell's job control"),
 }
 
 
@@ -96,6 +96,7 @@ def _defaults(ns: argparse.Namespace) -> argparse.Namespace:
         ("arg", []),
         ("quiet", False),
         ("debug", False),
+        ("command_names", tuple(COMMANDS)),  # for `shell-init`: commands never import the CLI
     ):
         if not hasattr(ns, name):
             setattr(ns, name, value)

@@ -1,5 +1,7 @@
 """The project on disk: where bg keeps its state, and how workspace paths are digested.
 
+A `Workspace` is the engine's `engine.context.Files` (and its `cache` the default store).
+
 <root>/Buildfile.toml     declared intent (the user's)
 <root>/Buildfile.lock     recorded state (committed)
 <root>/.bg/cache/         artefact cache: objects/ and runs/ (see stores.cache)
@@ -15,13 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from buildgraph.atomic import append_whole, atomic_write_text
 from buildgraph.diskfull import writing
 from buildgraph.stores.cache import ArtefactCache
-from buildgraph.stores.digests import DigestCache, Links
+from buildgraph.stores.digests import Digest, DigestCache, Links, StrPath
 
 HISTORY_TRIM_BYTES = 8 << 20  # .bg/runs.jsonl is trimmed past this size …
 HISTORY_KEEP_RUNS = 100  # … to its last runs (far more than any sensible `keep_runs`)
@@ -61,6 +65,13 @@ class Workspace:
         found = self.digests.digest(path, follow_symlinks=True, links=self._links)
         return found.digest if found else None
 
+    def remember(self, rel: str, record: Mapping[str, Any]) -> None:
+        """Project path `rel` now holds `record` (just materialised): nothing re-hashes it."""
+        self.digests.remember(self.path(rel), record)
+
+    def listing_digest(self, files: Iterable[tuple[str, StrPath]]) -> Digest:
+        return self.digests.listing_digest(files)
+
     @cached_property
     def _links(self) -> Links:
         return Links(within=os.path.realpath(self.root))
@@ -99,29 +110,3 @@ class Workspace:
                 continue  # a torn line from a killed run
         return keys
 
-
-def host_fingerprint() -> str:
-    """Where a host run happens; part of a run stage's key under the local executor."""
-    if hasattr(os, "uname"):  # what `platform.system()`/`machine()` return on POSIX, without importing it
-        uname = os.uname()
-        return f"{uname.sysname.lower()}/{uname.machine}"
-    import platform
-
-    return f"{platform.system().lower()}/{platform.machine()}"
-
-
-def count_gpus() -> int:
-    """NVIDIA GPUs visible on this host (0 without a driver)."""
-    import shutil
-    import subprocess
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buildgraph.commands._common import add, check_targets, load_project
+
+if TYPE_CHECKING:
+    from buildgraph.records import LockEntry
 
 
 def add_parser(
@@ -22,6 +25,7 @@ def add_parser(
 def run(ns: argparse.Namespace) -> int:
     from buildgraph.commands.session import Session
     from buildgraph.core.spec import RunStage
+    from buildgraph.engine import recorded
     from buildgraph.errors import UsageError
 
     project = load_project(ns)
@@ -36,8 +40,8 @@ def run(ns: argparse.Namespace) -> int:
         decisions = {d.stage: d for d in engine.status([ns.stage])}
         decision = decisions[ns.stage]
         _, material = engine.evaluate(ns.stage, ())
-        recorded = engine.lock.get(ns.stage)
-    report = explanation(decision, material, recorded)
+        locked = recorded.entry(engine.lock, ns.stage)
+    report = explanation(decision, material, locked)
     if ns.json:
         json.dump(report, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -46,19 +50,19 @@ def run(ns: argparse.Namespace) -> int:
     return 0
 
 
-def explanation(decision: Any, material: dict[str, Any], recorded: dict[str, Any] | None) -> dict[str, Any]:
-    old = (recorded or {}).get("material", {})
+def explanation(decision: Any, material: dict[str, Any], recorded: LockEntry | None) -> dict[str, Any]:
+    old = recorded.material if recorded is not None else {}
     return {
         "stage": decision.stage,
         "action": decision.action,
         "tentative": decision.tentative,
-        "key": {"old": (recorded or {}).get("key"), "new": decision.key},
+        "key": {"old": recorded.key if recorded is not None else None, "new": decision.key},
         "reasons": [r.as_dict() for r in decision.reasons],
         "inputs": _pairs(old.get("inputs", {}), material.get("inputs", {})),
         "params": _pairs(old.get("params", {}), material.get("params", {})),
         "command": {"old": old.get("command"), "new": material.get("command")},
         "environment": {"old": old.get("environment"), "new": material.get("environment")},
-        "outputs": (recorded or {}).get("outputs", {}),
+        "outputs": {p: dict(r) for p, r in recorded.outputs.items()} if recorded is not None else {},
     }
 
 

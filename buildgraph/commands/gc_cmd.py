@@ -24,6 +24,7 @@ def add_parser(
 
 def run(ns: argparse.Namespace) -> int:
     from buildgraph.commands.session import Session
+    from buildgraph.engine import recorded
     from buildgraph.lockfile import current
 
     project = load_project(ns)
@@ -31,7 +32,8 @@ def run(ns: argparse.Namespace) -> int:
     with Session(project, ns, frees_space=True) as session:
         ws = session.ws
         lock = current(ws.lock_path, ws.journal_path)  # a full disk may have kept the journal unfolded
-        keep = {entry["key"] for entry in lock.stages.values() if "key" in entry}
+        # every entry must parse: gc cannot know what a damaged one keeps, so it deletes nothing
+        keep = {entry.key for name in lock.stages if (entry := recorded.entry(lock, name)) is not None}
         keep |= ws.recent_run_keys(keep_runs)
         report = ws.cache.gc(keep)
         scratch = _remove_scratch(ws.tmp)

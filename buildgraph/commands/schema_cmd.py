@@ -1,10 +1,12 @@
-"""`bg schema`: print the JSON Schema of Buildfile.toml (for editors and CI validation)."""
+"""`bg schema`: print the JSON Schema of Buildfile.toml (for editors and CI validation).
+
+The schema is made from the parser's own key tables each time (`core.schema`), so it always
+describes the format this bg reads; no copy of it is kept that could fall behind."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 
 from buildgraph.commands._common import add
 
@@ -16,7 +18,7 @@ def add_parser(
 
 
 def run(ns: argparse.Namespace) -> int:
-    sys.stdout.write(
-        resources.files("buildgraph").joinpath("schema/buildfile.schema.json").read_text("utf-8")
-    )
+    from buildgraph.core.schema import schema_text  # the parser's tables: only for this command
+
+    sys.stdout.write(schema_text())
     return 0

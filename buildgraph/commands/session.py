@@ -9,9 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from buildgraph.commands._common import Project
+
+if TYPE_CHECKING:
+    from buildgraph.engine import Engine
+    from buildgraph.engine.image_step import ImageBackend
+    from buildgraph.executors.base import DockerBacked, Executor
 
 
 class Session:
@@ -29,7 +34,7 @@ class Session:
         else:
             self.reporter = make_reporter(sys.stdout, quiet=ns.quiet, json=getattr(ns, "json", False))
         self._lock: Any = None
-        self._executor: Any = None
+        self._executor: Executor | None = None
         self._client: Any = None  # docker SDK client of image builds under the local executor
         self._folded: Any = None  # Buildfile.lock as folded on entry (None: read-only commands)
 
@@ -66,7 +71,7 @@ class Session:
             if not self.shared and self.ws.journal_path.exists():  # else nothing completed: the lock stands
                 fold(self.ws.lock_path, self.ws.journal_path, keep=set(self.project.spec.stages))  # type: ignore[attr-defined]
         finally:
-            if self._executor is not None and hasattr(self._executor, "close"):
+            if self._executor is not None:
                 self._executor.close()
             if self._client is not None:
                 self._client.close()
@@ -76,64 +81,66 @@ class Session:
                 self.reporter.close()
                 self._lock.__exit__(*exc)
 
-    def engine(self):  # type: ignore[no-untyped-def]
+    def engine(self) -> Engine:
+        """The engine of this command, complete: executor, store, image backend, options."""
+        from buildgraph import gpus
         from buildgraph.engine import Engine, Options
-        from buildgraph.executors.select import choose_executor
+        from buildgraph.executors.choice import choose_executor
 
         spec = self.project.spec
-        executor = choose_executor(getattr(self.ns, "executor", None) or spec.executor, spec)  # type: ignore[attr-defined]
+        executor: Executor = choose_executor(getattr(self.ns, "executor", None) or spec.executor, spec)  # type: ignore[attr-defined]
         self._executor = executor
         options = Options(
             jobs=getattr(self.ns, "jobs", 1),
             keep_going=getattr(self.ns, "keep_going", False),
             force=frozenset(getattr(self.ns, "force", [])),
             link=spec.link,  # type: ignore[attr-defined]
-            gpus=_gpus_needed(spec),
+            gpus=gpus.pool_size(s.gpu_count for s in spec.run_stages()),  # type: ignore[attr-defined]
             in_images=executor.name == "docker",
+            pull=getattr(self.ns, "pull", False),
+            read_only=self.shared,  # status, explain: never pull
         )
         if executor.name == "docker" and not self.shared:
-            self._reap(executor)
-        graph, lock = self.project.graph, self._folded
-        return Engine(self.ws, spec, graph, executor, self.reporter, options, self._image_steps, lock)  # type: ignore[arg-type]
+            self._reap(cast("DockerBacked", executor))
+        return Engine(
+            self.ws,
+            spec,  # type: ignore[arg-type]
+            self.project.graph,  # type: ignore[arg-type]
+            executor,
+            self.reporter,
+            options,
+            images=self._image_backend,
+            lock=self._folded,
+            store=self.ws.cache,
+        )
 
-    def _image_steps(self, lock: Any) -> Any:
-        """Image stages as steps: the engine asks only when its selection holds one."""
-        from buildgraph.imagesteps import ImageSteps
+    def _image_backend(self) -> ImageBackend:
+        """Docker for image steps: the engine asks only when its selection holds an image stage."""
+        from buildgraph.images.backend import DockerBackend
 
-        executor = self._executor
-        if executor.name != "docker":  # else choose_executor made sure a daemon answers
-            from buildgraph.executors.select import require_daemon
+        executor, project = self._executor, self.project.spec.name  # type: ignore[attr-defined]
+        assert executor is not None, "engine() chose the executor"
+        if executor.name != "docker":
+            from buildgraph.executors.choice import require_daemon
 
             require_daemon("image stages are built and checked with Docker")
-        client = (lambda: executor.client) if executor.name == "docker" else self._docker_client
-        return ImageSteps(
-            self.ws,
-            self.project.spec,  # type: ignore[arg-type]
-            lock,
-            client,
-            pull=getattr(self.ns, "pull", False),
-            read_only=self.shared,
-        )
+            return DockerBackend(self._docker_client, project)
+        docker = cast("DockerBacked", executor)  # choose_executor made sure a daemon answers
+        return DockerBackend(lambda: docker.client, project)
 
     def _docker_client(self) -> Any:
         """A docker SDK client for image stages built while run stages execute on the host."""
         if self._client is None:
-            from buildgraph.executors.docker import DockerExecutor
+            from buildgraph.dockerd.sdk import sdk
 
-            self._client = DockerExecutor().client
+            self._client = sdk().from_env()
         return self._client
 
-    def _reap(self, executor: Any) -> None:
+    def _reap(self, executor: DockerBacked) -> None:
         """Remove containers left by a bg that was killed (asking the SDK only when there are some)."""
-        from buildgraph.executors.docker import RUN_LABEL, _owner_alive, reap
-        from buildgraph.images.engine_api import EngineAPI
+        from buildgraph.dockerd.containers import reap_left_over
 
-        api = EngineAPI.available()
-        if api is not None and all(
-            _owner_alive(c.get("Labels") or {}) for c in api.containers_with_label(RUN_LABEL)
-        ):
-            return
-        for container in reap(executor.client):
+        for container in reap_left_over(lambda: executor.client):
             self.reporter.notice(f"removed container {container[:12]} left by a bg that was killed")
 
     def show_metrics(self, summary: Any) -> None:
@@ -145,14 +152,6 @@ class Session:
             line = metrics_line(_load_json(self.ws.path(metrics)))
             if line:
                 self.reporter.notice(f"[{name}] metrics: {line}")
-
-
-def _gpus_needed(spec: Any) -> int:
-    if not any(getattr(s, "gpu_count", 0) != 0 for s in spec.stages.values()):
-        return 0
-    from buildgraph.workspace import count_gpus
-
-    return count_gpus()
 
 
 def read_metrics(path: Any) -> dict[str, float]:

@@ -14,24 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from buildgraph.core import values as v
+from buildgraph.core.forms import SCALAR_TEXT, Fields, Form, Key, Table, choice, whole
 from buildgraph.core.graph import Graph, validate_graph
-from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME
-from buildgraph.core.spec import Param, ParamValue, Spec
-from buildgraph.core.stages import read_stages
-from buildgraph.core.suggest import closest, did_you_mean
+from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME, Issue
+from buildgraph.core.spec import Spec
+from buildgraph.core.stages import STAGE_TABLES, read_stages
+from buildgraph.core.suggest import did_you_mean
+from buildgraph.core.variables import (
+    PARAM,
+    PARAM_VALUE,
+    override_args,
+    override_params,
+    read_args,
+    read_params,
+)
 from buildgraph.errors import BuildfileError, Problem
 
-__all__ = ["Analysis", "analyse", "parse"]
+__all__ = ["TOP", "Analysis", "analyse", "parse"]
 
-TOP_KEYS = ("project", "args", "params", "stages")
-PROJECT_KEYS = ("name", "executor", "link", "keep_runs", "default")
-PARAM_KEYS = ("default", "type", "choices", "help")
 EXECUTORS = ("auto", "local", "docker")
 LINKS = ("auto", "hardlink", "copy")
-PARAM_TYPES = ("bool", "int", "float", "str")
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,12 @@ def analyse(
     except tomllib.TOMLDecodeError as error:
         return Analysis(Spec(name=""), [v.syntax_problem(file, text, error)])
     out = v.Problems(file)
-    out.unknown_keys(doc, "", TOP_KEYS, _top_level_hint)
+    out.unknown_keys(doc, "", TOP.names, _top_level_hint)
     project = _read_project(doc.get("project"), out)
-    arg_values = _read_args(doc.get("args", {}), out)
-    param_decls = _read_params(doc.get("params", {}), out)
-    _override_args(arg_values, args or {}, out)
-    _override_params(param_decls, params or {}, out)
+    arg_values = read_args(doc.get("args", {}), out)
+    param_decls = read_params(doc.get("params", {}), out)
+    override_args(arg_values, args or {}, out)
+    override_params(param_decls, params or {}, out)
     stages = read_stages(doc.get("stages"), out, arg_values, {p.name: p.value for p in param_decls.values()})
     spec = Spec(
         **project,
@@ -100,37 +105,67 @@ def _top_level_hint(key: str, value: object) -> str:
 
 
 def _read_project(table: object, out: v.Problems) -> dict[str, Any]:
-    project: dict[str, Any] = {"name": ""}
     if table is None:
         out.add("project", "missing [project] table", 'start the file with [project] and name = "..."')
-        return project
+        return {"name": ""}
     if not out.expect_table(table, "project"):
-        return project
+        return {"name": ""}
     assert isinstance(table, dict)
-    out.unknown_keys(table, "project", PROJECT_KEYS)
-    name = table.get("name")
-    if name is None:
-        out.add(
-            "project.name", "missing (every project needs a name)", 'add name = "my-project" under [project]'
-        )
-    elif out.expect(
-        name, "project.name", isinstance(name, str) and v.STAGE_NAME.fullmatch(name), v.NAME_RULE
-    ):
-        project["name"] = name
-    for key, choices in (("executor", EXECUTORS), ("link", LINKS)):
-        if key in table:
-            value = out.choice(table[key], f"project.{key}", choices)
-            project[key] = value if value is not None else "auto"
-    if "keep_runs" in table:
-        keep = table["keep_runs"]
-        if out.expect(keep, "project.keep_runs", v.is_int(keep) and keep >= 0, "an integer ≥ 0"):
-            project["keep_runs"] = keep
-    if "default" in table:
-        default = table["default"]
-        ok = isinstance(default, list) and all(isinstance(d, str) for d in default)
-        if out.expect(default, "project.default", ok, "a list of stage names"):
-            project["default"] = tuple(default)
-    return project
+    out.unknown_keys(table, "project", PROJECT.names)
+    return {"name": "", **PROJECT.read(Fields(out, "project"), "project", table, whole_value=False)}
+
+
+def _name(f: Fields, where: str, value: object) -> str:
+    f.check(value, where, isinstance(value, str) and v.STAGE_NAME.fullmatch(value), v.NAME_RULE)
+    return str(value)
+
+
+def _keep_runs(f: Fields, where: str, value: object) -> int:
+    f.check(value, where, v.is_int(value) and value >= 0, "an integer ≥ 0")
+    assert isinstance(value, int)
+    return value
+
+
+def _default(f: Fields, where: str, value: object) -> tuple[str, ...]:
+    ok = isinstance(value, list) and all(isinstance(d, str) for d in value)
+    f.check(value, where, ok, "a list of stage names")
+    assert isinstance(value, list)
+    return tuple(value)
+
+
+PROJECT = Table(
+    (
+        Key(
+            "name",
+            Form({"type": "string", "pattern": whole(v.STAGE_NAME)}, _name),
+            "The project's name.",
+            missing=Issue("missing (every project needs a name)", 'add name = "my-project" under [project]'),
+        ),
+        Key(
+            "executor",
+            choice(EXECUTORS),
+            "Where run stages run: docker (in their images), local (on the host), or auto (docker when"
+            " some run stage has an image and a Docker daemon answers, else local).",
+        ),
+        Key(
+            "link",
+            choice(LINKS),
+            "How cached outputs reach the workspace: auto (a copy-on-write clone, else a hardlink, else a"
+            " copy), hardlink (never copy bytes) or copy.",
+        ),
+        Key(
+            "keep_runs",
+            Form({"type": "integer", "minimum": 0}, _keep_runs),
+            "`bg gc` keeps the artefacts of Buildfile.lock and of the last N runs.",
+        ),
+        Key(
+            "default",
+            Form({"type": "array", "items": {"type": "string"}}, _default),
+            "Stages `bg run` brings up to date when given no target (default: every stage).",
+        ),
+    ),
+    Spec,
+)
 
 
 def _default_problems(spec: Spec, file: str) -> list[Problem]:
@@ -143,156 +178,49 @@ def _default_problems(spec: Spec, file: str) -> list[Problem]:
     ]
 
 
-# [args] ------------------------------------------------------------------------------------
+# The whole file ------------------------------------------------------------------------------
 
-
-def _read_args(table: object, out: v.Problems) -> dict[str, str]:
-    result: dict[str, str] = {}
-    if not out.expect_table(table, "args"):
-        return result
-    assert isinstance(table, dict)
-    for name, value in table.items():
-        where = v.at("args", name)
-        if not ARG_NAME.fullmatch(name):
-            out.add(
-                where, "invalid arg name", "arg names are letters, digits and _, not starting with a digit"
-            )
-            continue
-        result[name] = ""  # kept even if its value is invalid: references to it are not reported too
-        if out.expect(value, where, v.is_scalar_text(value), "a string or a number"):
-            result[name] = v.scalar_text(value)
-    return result
-
-
-def _override_args(values: dict[str, str], overrides: Mapping[str, str], out: v.Problems) -> None:
-    for name, text in overrides.items():
-        source = v.show_raw(f"--arg {name}={text}")
-        if name in values:
-            values[name] = text
-        else:
-            out.add_at(
-                source, f"no arg named '{v.show_raw(name)}' in [args]", _declared_hint(name, values, "arg")
-            )
-
-
-# [params] ----------------------------------------------------------------------------------
-
-
-def _read_params(table: object, out: v.Problems) -> dict[str, Param]:
-    result: dict[str, Param] = {}
-    if not out.expect_table(table, "params"):
-        return result
-    assert isinstance(table, dict)
-    for name, value in table.items():
-        where = v.at("params", name)
-        if not PARAM_NAME.fullmatch(name):
-            out.add(
-                where,
-                "invalid param name",
-                "param names are letters, digits, _ and -, not starting with a digit",
-            )
-            continue
-        param = (
-            _param_table(name, value, where, out)
-            if isinstance(value, dict)
-            else _param_scalar(name, value, where, out)
-        )
-        # an invalid param keeps a placeholder so that references to it are not reported too
-        result[name] = param if param is not None else Param(name, "", "str")
-    return result
-
-
-def _param_scalar(name: str, value: object, where: str, out: v.Problems) -> Param | None:
-    kind = v.param_type(value)
-    if kind is None:
-        out.type_error(
-            where, "a bool, int, float or string, or a table {default, type, choices, help}", value
-        )
-        return None
-    assert isinstance(value, (bool, int, float, str))
-    return Param(name, value, kind)
-
-
-def _param_table(name: str, table: dict[str, Any], where: str, out: v.Problems) -> Param | None:
-    out.unknown_keys(table, where, PARAM_KEYS)
-    if "default" not in table:
-        out.add(
-            v.at(where, "default"),
-            "missing (a param needs a default value)",
-            f"add default = ... to params.{name}",
-        )
-        return None
-    kind = v.param_type(table["default"])
-    if "type" in table:
-        declared = out.choice(table["type"], v.at(where, "type"), PARAM_TYPES)
-        if declared is None:
-            return None
-        kind = cast(v.ParamType, declared)
-    if kind is None:
-        out.type_error(v.at(where, "default"), "a bool, int, float or string", table["default"])
-        return None
-    default = _typed(table["default"], kind, v.at(where, "default"), out)
-    choices = _choices(table.get("choices", []), kind, v.at(where, "choices"), out)
-    help_text = table.get("help", "")
-    if not out.expect(help_text, v.at(where, "help"), isinstance(help_text, str), "a string"):
-        help_text = ""
-    if default is None or choices is None:
-        return None
-    if choices and default not in choices:
-        out.add(
-            v.at(where, "default"), f"{v.show(default)} is not one of the choices", _choices_hint(choices)
-        )
-        return None
-    return Param(name, default, kind, tuple(choices), help_text)
-
-
-def _typed(value: object, kind: v.ParamType, where: str, out: v.Problems) -> ParamValue | None:
-    if kind == "float" and v.is_int(value):
-        assert isinstance(value, int)
-        return float(value)
-    if v.param_type(value) != kind:
-        out.type_error(where, v.TYPE_WORDS[kind], value)
-        return None
-    assert isinstance(value, (bool, int, float, str))
-    return value
-
-
-def _choices(value: object, kind: v.ParamType, where: str, out: v.Problems) -> list[ParamValue] | None:
-    if not out.expect(value, where, isinstance(value, list), f"a list of {kind} values"):
-        return None
-    assert isinstance(value, list)
-    typed = [_typed(item, kind, v.at(where, i), out) for i, item in enumerate(value)]
-    return None if any(t is None for t in typed) else [t for t in typed if t is not None]
-
-
-def _choices_hint(choices: list[ParamValue] | tuple[ParamValue, ...]) -> str:
-    return "choose one of " + ", ".join(v.show(c) for c in choices)
-
-
-def _override_params(params: dict[str, Param], overrides: Mapping[str, str], out: v.Problems) -> None:
-    for name, text in overrides.items():
-        source = v.show_raw(f"--param {name}={text}")
-        param = params.get(name)
-        if param is None:
-            out.add_at(
-                source,
-                f"no param named '{v.show_raw(name)}' in [params]",
-                _declared_hint(name, params, "param"),
-            )
-            continue
-        value, message = v.coerce(text, param.type)
-        if value is None:
-            out.add_at(source, message, f"params.{name} is declared as {v.TYPE_WORDS[param.type]}")
-        elif param.choices and value not in param.choices:
-            out.add_at(source, f"{v.show(value)} is not one of the choices", _choices_hint(param.choices))
-        else:
-            params[name] = Param(name, value, param.type, param.choices, param.help)
-
-
-def _declared_hint(name: str, declared: Mapping[str, object], what: str) -> str:
-    match = closest(name, declared)
-    if match is not None:
-        return f"did you mean '{match}'?"
-    if declared:
-        return f"declared {what}s: " + ", ".join(sorted(declared))
-    return f"declare it under [{what}s] in the Buildfile"
+TOP = Table(
+    (
+        Key("project", Form(PROJECT.schema()), "The project's settings.", required=True),
+        Key(
+            "args",
+            Form(
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": whole(ARG_NAME)},
+                    "additionalProperties": SCALAR_TEXT,
+                }
+            ),
+            "Build args (like Dockerfile ARG), used as ${NAME}; override with --arg NAME=VALUE."
+            " Numbers become strings.",
+        ),
+        Key(
+            "params",
+            Form(
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": whole(PARAM_NAME)},
+                    "additionalProperties": {"anyOf": [PARAM_VALUE, PARAM.schema()]},
+                }
+            ),
+            "Typed run parameters, used as ${params.name}; override with --param name=value.",
+        ),
+        Key(
+            "stages",
+            Form(
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"pattern": whole(v.STAGE_NAME)},
+                    "additionalProperties": {"oneOf": [{"$ref": f"#/$defs/{t.name}"} for t in STAGE_TABLES]},
+                }
+            ),
+            "The stages, by name. A stage with `from` is an image stage; one with `command` is a run stage.",
+            required=True,
+        ),
+    ),
+    title="Buildfile.toml",
+    doc="A buildgraph project: image stages (Docker images) and run stages (commands with declared inputs"
+    " and outputs). Reference: docs/buildfile.md.",
+)

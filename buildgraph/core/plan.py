@@ -7,6 +7,9 @@ the workspace holds and what the run cache has, and returns a `Decision`:
     restore  the run cache has this key: materialise its outputs, run nothing
     run      execute the stage (or `build` for an image stage)
 
+An image stage's output is an image in the Docker engine, so what the engine holds
+(`Observed.image_present`) decides skip or build for it, not the workspace.
+
 Reasons are data (`Reason`), rendered by `Reason.text()` for `bg status`/`bg explain`
 and emitted as-is by `--json`. The engine re-decides a step only after its upstream
 steps finished, so a rerun that reproduced identical bytes stops the cascade.
@@ -108,6 +111,8 @@ class Observed:
     forced: bool = False
     upstream_of: Mapping[str, str] = field(default_factory=dict)  # input path → producing stage
     pending: tuple[str, ...] = ()  # upstream stages that will run before this one
+    # image stages: whether the Docker engine holds an image carrying the key (None: a run stage)
+    image_present: bool | None = None
 
 
 def decide(
@@ -121,6 +126,8 @@ def decide(
     run_action: Action = "build" if material.get("kind") == "image" else "run"
     if seen.forced:
         return Decision(stage, run_action, key, (Reason("forced"),))
+    if seen.image_present is not None:
+        return _decide_image(stage, key, material, recorded, seen.image_present)
     if seen.pending:
         # Upstream steps run first, so this step's inputs are not known yet; but a change of
         # its own (command, param, image …) makes it run whatever the upstream produces.
@@ -138,6 +145,20 @@ def decide(
     if not stale:
         return Decision(stage, "skip", key)
     return Decision(stage, "restore" if seen.cached else run_action, key, stale)
+
+
+def _decide_image(
+    stage: str, key: str, material: Mapping[str, Any], recorded: Mapping[str, Any] | None, present: bool
+) -> Decision:
+    """An image's output lives in the Docker engine, not in the workspace: it is up to date when
+    an image carries its key (built here, or by another checkout on this engine), whatever the
+    lock says; otherwise it is built, and the lock says why (or, if the lock has this very key,
+    the image was removed from the engine)."""
+    if present:
+        return Decision(stage, "skip", key)
+    if recorded is not None and recorded.get("key") == key:
+        return Decision(stage, "build", key, (Reason("image-missing"),))
+    return Decision(stage, "build", key, tuple(why_changed(recorded, material)))
 
 
 def _output_reasons(recorded: Mapping[str, Any], current: Mapping[str, str | None]) -> list[Reason]:

@@ -13,12 +13,11 @@ from `Result.output_root`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-LineSink = Callable[[str], None]  # receives each line of output (no trailing newline)
+from buildgraph.lines import LineSink
 
 
 def shell_argv(command: str) -> list[str]:
@@ -76,6 +75,20 @@ class Cancel:
 
 
 class Executor(Protocol):
-    name: str
+    """What the engine and a command's session use of an executor."""
+
+    name: str  # "local", "docker", "fake" …: recorded in each run manifest
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result: ...
+
+    def close(self) -> None:
+        """Release what the executor holds (its guardian, a client it opened); once done with it."""
+        ...
+
+
+class DockerBacked(Executor, Protocol):
+    """The docker executor (`name == "docker"`) also offers its SDK client, made on first use:
+    image steps share it rather than open a second connection."""
+
+    @property
+    def client(self) -> Any: ...

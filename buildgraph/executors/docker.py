@@ -19,15 +19,16 @@ a fresh name (`bg-<stage>-<random>`), listed with a guardian (guardian.py) from 
 is created until after it is removed, and the guardian — a stdlib-only Python process that
 outlives bg — force-removes the listed containers through the Engine API as soon as bg is
 gone (a second or so), started or not. It talks to the endpoint the SDK uses: DOCKER_HOST's
-unix socket or plain tcp. A TLS or ssh DOCKER_HOST has no guardian; there, and if the
-guardian itself was killed, `reap` removes what a killed bg left at the next `bg run`.
+unix socket or plain tcp (`dockerd/address.py`). A TLS or ssh DOCKER_HOST has no guardian;
+there, and if the guardian itself was killed, `dockerd.containers.reap` removes what a killed
+bg left at the next `bg run`. The container policy itself is `dockerd/policy.py`, shared with
+`bg shell`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -36,18 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from buildgraph import faults
 from buildgraph.diskfull import writing
-from buildgraph.docker_sdk import sdk
+from buildgraph.dockerd.address import engine_address
+from buildgraph.dockerd.containers import owner_labels, remove
+from buildgraph.dockerd.policy import Policy, outermost, run_policy
+from buildgraph.dockerd.sdk import sdk
 from buildgraph.errors import EnvironmentProblem
-from buildgraph.executors.base import Cancel, Job, LineSink, Result, shell_argv
+from buildgraph.executors.base import Cancel, Job, Result, shell_argv
+from buildgraph.lines import LineSink
 
 if TYPE_CHECKING:
     from buildgraph.executors.guardian import Guardian
 
-RUN_LABEL = "org.buildgraph.run"
-PID_LABEL = "org.buildgraph.pid"
-HOST_LABEL = "org.buildgraph.host"
-STAGE_LABEL = "org.buildgraph.stage"
-HOME = "/tmp/home"
 _NO_GPU_RUNTIME = ("could not select device driver", "nvidia-container-cli", "unknown or invalid runtime")
 
 
@@ -94,7 +94,7 @@ class DockerExecutor:
                 status = int(container.wait().get("StatusCode", -1))
             finally:
                 watchdog.finish()
-                _remove(container)
+                remove(container)
                 _remove_stubs(stubs)
         return _result(job, out, status, time.monotonic() - start, watchdog)
 
@@ -124,28 +124,29 @@ class DockerExecutor:
             return self._guardian
 
     def _create(self, job: Job, out: Path, name: str) -> Any:
-        uid, _, gid = self.user.partition(":")
+        kwargs = job_policy(job, out, self.user).sdk_kwargs()
         try:
             return self.client.containers.create(
-                job.image,
-                shell_argv(job.command),
-                user=self.user,
-                working_dir=job.workdir,
-                environment={**dict(job.env), "HOME": HOME},
-                mounts=_mounts(job, out),
-                tmpfs={HOME: f"rw,exec,mode=0700,uid={uid},gid={gid or uid}"},
-                network_mode="bridge" if job.network else "none",
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                shm_size=job.shm_size or None,
-                device_requests=_device_requests(job.gpus),
-                labels=_labels(job),
-                name=name,
-                init=True,
-                detach=True,
+                job.image, shell_argv(job.command), name=name, detach=True, **kwargs
             )
         except Exception as exc:
             raise _translate(job, exc) from exc
+
+
+def job_policy(job: Job, out: Path, user: str) -> Policy:
+    """The job's container: `out` as its project root, as `user`, labelled with its owner."""
+    return run_policy(
+        user=user,
+        workdir=job.workdir,
+        root=out,
+        inputs=job.inputs,
+        env=job.env,
+        network=job.network,
+        shm_size=job.shm_size,
+        gpus=job.gpus,
+        secrets=job.secrets,
+        labels=owner_labels(job.run_id, job.stage),
+    )
 
 
 def _prepare_output_root(out: Path, job: Job, user: str) -> list[Path]:
@@ -159,7 +160,7 @@ def _prepare_output_root(out: Path, job: Job, user: str) -> list[Path]:
     created: list[Path] = []
     for relpath in job.outputs:
         _makedirs(out, PurePosixPath(relpath).parent, created)
-    for relpath, source in _outermost_inputs(job.inputs):
+    for relpath, source in outermost(job.inputs):
         target = out / relpath
         _makedirs(out, PurePosixPath(relpath).parent, created)
         if not target.exists():
@@ -187,51 +188,6 @@ def _chown_all(paths: Iterable[Path], user: str) -> None:
         return
     for path in paths:
         os.chown(path, int(uid), int(gid or uid))  # only root gets here: running as another user
-
-
-def _outermost_inputs(inputs: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
-    """Inputs not inside another input (those are visible through the outer mount already)."""
-    ordered = sorted(inputs, key=lambda i: PurePosixPath(i[0]).parts)
-    kept: list[tuple[str, Path]] = []
-    for relpath, source in ordered:
-        parts = PurePosixPath(relpath).parts
-        if not any(parts[: len(PurePosixPath(k).parts)] == PurePosixPath(k).parts for k, _ in kept):
-            kept.append((relpath, source))
-    return kept
-
-
-def _mounts(job: Job, out: Path) -> list[Any]:
-    from docker.types import Mount
-
-    workdir = PurePosixPath(job.workdir)
-    mounts = [Mount(str(workdir), str(out.resolve()), type="bind", read_only=False)]
-    for relpath, source in _outermost_inputs(job.inputs):
-        target = str(workdir / relpath)
-        mounts.append(Mount(target, str(source.resolve()), type="bind", read_only=True))
-    for name, path in job.secrets:
-        mounts.append(Mount(f"/run/secrets/{name}", str(path.resolve()), type="bind", read_only=True))
-    return mounts
-
-
-def _device_requests(gpus: None | str | int | tuple[int, ...]) -> list[Any] | None:
-    from docker.types import DeviceRequest
-
-    if gpus is None or gpus == 0:
-        return None
-    if gpus == "all":
-        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    if isinstance(gpus, int):
-        return [DeviceRequest(count=gpus, capabilities=[["gpu"]])]
-    return [DeviceRequest(device_ids=[str(i) for i in gpus], capabilities=[["gpu"]])]
-
-
-def _labels(job: Job) -> dict[str, str]:
-    return {
-        RUN_LABEL: job.run_id,
-        PID_LABEL: str(os.getpid()),
-        HOST_LABEL: socket.gethostname(),
-        STAGE_LABEL: job.stage,
-    }
 
 
 def _start(container: Any, job: Job) -> None:
@@ -325,13 +281,6 @@ def _kill(container: Any) -> None:
         container.kill()
 
 
-def _remove(container: Any) -> None:
-    import docker.errors
-
-    with contextlib.suppress(docker.errors.NotFound):
-        container.remove(force=True)
-
-
 def _remove_stubs(stubs: list[Path]) -> None:
     """Remove the input mount points we created, if they are still empty placeholders."""
     for path in reversed(stubs):
@@ -353,82 +302,3 @@ def _result(job: Job, out: Path, status: int, duration: float, watchdog: _Watchd
         result.interrupted = True
         result.exit_status = -2
     return result
-
-
-def reap(client: Any, live_run_ids: Iterable[str] = ()) -> list[str]:
-    """Remove containers left by a `bg` that died; return their ids.
-
-    A container is left over when its run id is not live and the `bg` process that
-    started it (pid label, same host) no longer exists.
-    """
-    live = set(live_run_ids)
-    removed = []
-    for container in client.containers.list(all=True, filters={"label": RUN_LABEL}):
-        labels = container.labels or {}
-        if labels.get(RUN_LABEL) in live or _owner_alive(labels):
-            continue
-        _remove(container)
-        removed.append(container.id)
-    return removed
-
-
-def _owner_alive(labels: dict[str, str]) -> bool:
-    if labels.get(HOST_LABEL) != socket.gethostname():
-        return True  # another machine's bg: we cannot tell, leave it
-    try:
-        os.kill(int(labels.get(PID_LABEL, "")), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def engine_address() -> str | None:
-    """Where the SDK reaches the engine, as the guardian's `unix:PATH` or `tcp:HOST:PORT`.
-
-    None for a TLS or ssh DOCKER_HOST, which the stdlib-only guardian cannot speak. The
-    variables are read as the SDK's `kwargs_from_env` reads them (without its check that the
-    TLS files exist) and parsed by its own `parse_host`, so both mean the same engine.
-    """
-    parse_host = sdk().utils.parse_host
-    tls = bool(os.environ.get("DOCKER_CERT_PATH")) or os.environ.get("DOCKER_TLS_VERIFY", "") != ""
-    url = str(parse_host(os.environ.get("DOCKER_HOST") or None, is_win32=False, tls=tls))
-    for scheme, kind in (("http+unix://", "unix:"), ("http://", "tcp:")):
-        if url.startswith(scheme):
-            return kind + url[len(scheme) :]
-    return None
-
-
-def docker_available(timeout: float = 3.0) -> str | None:
-    """None when a Docker daemon answers; otherwise why not, in one line."""
-    reason = _ping(sdk(), timeout)
-    if reason:
-        _drop_leaked_sockets()
-    return reason
-
-
-def _ping(docker: Any, timeout: float) -> str | None:
-    try:
-        client = docker.from_env(timeout=timeout)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # the SDK raises several unrelated types here
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return f"no Docker daemon answers: {reason}"
-    return None
-
-
-def _drop_leaked_sockets() -> None:
-    """The SDK leaks its socket when the daemon is absent (it fails inside `from_env`).
-
-    Collect it now, quietly, rather than as a ResourceWarning at some later moment.
-    """
-    import gc
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from buildgraph.executors.base import Cancel, Job, LineSink, Result
+from buildgraph.executors.base import Cancel, Job, Result
 from buildgraph.executors.workdir import (
     NOT_STARTED,
     StagingError,
@@ -35,6 +35,7 @@ from buildgraph.executors.workdir import (
     stage_inputs,
     work_dir,
 )
+from buildgraph.lines import LineSink
 
 Behaviour = Callable[[Job, Path], int]  # (job, working directory) -> exit status
 
@@ -76,6 +77,9 @@ class FakeExecutor:
         """Stage names of the recorded jobs, in the order they started."""
         with self._lock:
             return [job.stage for job in self.jobs]
+
+    def close(self) -> None:
+        pass  # holds nothing
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         started = time.monotonic()

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from buildgraph.diskfull import NoSpace, writing
-from buildgraph.executors.base import Cancel, Job, LineSink, Result, shell_argv
+from buildgraph.executors.base import Cancel, Job, Result, shell_argv
 from buildgraph.executors.workdir import (
     LINK_MODES,
     NOT_STARTED,
@@ -49,6 +49,7 @@ from buildgraph.executors.workdir import (
     stage_inputs,
     work_dir,
 )
+from buildgraph.lines import LineSink
 
 if TYPE_CHECKING:
     import subprocess

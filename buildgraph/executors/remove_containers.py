@@ -3,10 +3,11 @@
 Run by bg's own interpreter, started with the first container (see guardian.py): it blocks
 reading a pipe whose only writer is bg; when the kernel closes that pipe (bg exited, however)
 it force-removes every container named in FILE through the Docker Engine API at ADDRESS
-(`unix:/path/docker.sock` or `tcp:host:port`), then deletes FILE. Standard library only:
-after bg died, neither the docker SDK nor a docker CLI (often absent, and its context may
-name another daemon than the SDK's) is needed. `-I` also keeps this folder off sys.path,
-where executors/select.py would shadow the stdlib `select` that `socket` imports.
+(`unix:/path/docker.sock` or `tcp:host:port`, as `dockerd.address.engine_address` reads
+DOCKER_HOST), then deletes FILE. Standard library only: after bg died, neither the docker SDK
+nor a docker CLI (often absent, and its context may name another daemon than the SDK's) is
+needed. `-I` also keeps this folder off sys.path, where a sibling module could shadow the
+standard library.
 """
 
 import contextlib

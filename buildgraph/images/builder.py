@@ -25,9 +25,9 @@ from typing import Any
 
 from buildgraph.core.spec import ImageStage
 from buildgraph.errors import EnvironmentProblem, StageFailed
-from buildgraph.executors.base import LineSink
 from buildgraph.images.context import DOCKERFILE_NAME, ContextTar
 from buildgraph.images.dockerfile import render_stage
+from buildgraph.lines import LineSink
 
 KEY_LABEL = "org.buildgraph.key"
 PROJECT_LABEL = "org.buildgraph.project"

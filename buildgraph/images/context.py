@@ -2,7 +2,7 @@
 
 Docker would send the whole project directory; bg sends only what the stage copies, so
 a 10 GB `data/` never travels to the daemon, and the context is a pure function of the
-files it lists (`imagesteps.copy_digests` keys each copy entry by `copy_sources_listing`):
+files it lists (`engine.image_step.copy_digests` keys each copy entry by `copy_sources_listing`):
 
 - the project root is the context root: a source `stages/train.py` is at that path in
   the tar, and the Dockerfile's `COPY stages/train.py …` names it the same way;

@@ -23,7 +23,7 @@ from pathlib import Path, PurePath
 
 from buildgraph.core.spec import DebianBase
 from buildgraph.errors import EnvironmentProblem, StageFailed
-from buildgraph.executors.base import LineSink
+from buildgraph.lines import LineSink
 
 # 2024-01-01T00:00:00Z: any constant works; it only has to never change.
 SOURCE_DATE_EPOCH = "1704067200"
@@ -70,7 +70,7 @@ def mmdebstrap_argv(spec: DebianBase, out_tar: PurePath) -> list[str]:
 
 def debian_base(spec: DebianBase, key: str, on_line: LineSink | None = None, client: object = None) -> str:
     """Return the tag of the offline base for `spec`, building it first if it is absent."""
-    from buildgraph.docker_sdk import sdk
+    from buildgraph.dockerd.sdk import sdk
 
     client = client or sdk().from_env()
     tag = debian_tag(spec, key)

@@ -34,24 +34,19 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from buildgraph import faults
 from buildgraph.atomic import atomic_write, fsync_dir, fsync_file
 from buildgraph.errors import EnvironmentProblem
+from buildgraph.stores.base import OutputRecord, RecordLike
 from buildgraph.stores.digests import (
     LINK_MODE,
     Digest,
     DigestCache,
     HashStats,
-    LinkRefused,
-    Links,
     Warn,
-    dir_digest,
-    hash_file,
     lexical_target,
-    scan_tree,
-    walk_tree,
     warn_stderr,
 )
 from buildgraph.stores.link import (
@@ -64,9 +59,26 @@ from buildgraph.stores.link import (
     swap_into_place,
     temp_sibling,
 )
+from buildgraph.stores.outputs import (  # re-exported: the cache's own vocabulary
+    UnsafeOutput,
+    check_output,
+    manifest_objects,
+    record_objects,
+    scan_output,
+)
 
-OutputRecord = Digest  # what a stored output is: same kinds, digests and trees as a workspace path
-RecordLike = OutputRecord | Mapping[str, Any]
+__all__ = [
+    "ArtefactCache",
+    "CorruptObject",
+    "GcReport",
+    "OutputRecord",
+    "UnsafeOutput",
+    "check_output",
+    "manifest_objects",
+    "record_objects",
+    "scan_output",
+]
+
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _KEY = re.compile(r"[0-9a-f]{8,128}")
 _FLUSH_EVERY_S = 1.0
@@ -76,57 +88,6 @@ class CorruptObject(EnvironmentProblem):
     """An object a manifest needs is missing or damaged (it has been removed)."""
 
 
-class UnsafeOutput(ValueError):
-    """An output that may not be stored: a symlink, or a directory holding a link that does not
-    stay inside it. Links are kept only where they resolve the same wherever the output is put:
-    one leading out could be planted, through the cache, in another workspace."""
-
-
-_OUTPUT_LINKS = Links(refuse=True)  # keep the links that stay inside their output, refuse others
-
-
-def check_output(src: str, name: str) -> None:
-    """Raise UnsafeOutput if the output at `src` is a symlink or holds one that does not stay
-    inside it (no hashing: a listing of its folders). `name`: the output, for the message.
-    A missing output is not this check's to report."""
-    try:
-        st = os.lstat(src)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        with _named(name):
-            for _ in scan_tree(src, _OUTPUT_LINKS):
-                pass
-    elif stat.S_ISLNK(st.st_mode):
-        target = os.readlink(src)
-        raise UnsafeOutput(f"declared output '{name}' is a symlink to {target}: write the file, not a link")
-
-
-def scan_output(src: str, name: str) -> OutputRecord:
-    """The record of the output at `src` (files hashed, nothing stored); see `check_output`."""
-    st = os.lstat(src)
-    if stat.S_ISREG(st.st_mode):
-        return Digest("file", hash_file(src), st.st_size)
-    if not stat.S_ISDIR(st.st_mode):
-        check_output(src, name)  # a symlink: refused
-        raise ValueError(f"{src}: not a regular file, directory or symlink")
-    with _named(name):
-        return dir_digest(walk_tree(src, lambda item, _st: hash_file(item), _OUTPUT_LINKS))
-
-
-@contextlib.contextmanager
-def _named(name: str) -> Iterator[None]:
-    """A refused link below directory output `name`, as UnsafeOutput."""
-    try:
-        yield
-    except LinkRefused as refused:
-        folder = name.rstrip("/")
-        raise UnsafeOutput(
-            f"declared output '{folder}/' holds '{folder}/{refused.relpath}', a symlink to {refused.target},"
-            f" {refused.reason}: a directory output may hold only relative links to paths inside it"
-        ) from None
-
-
 @dataclass(frozen=True)
 class GcReport:
     objects_removed: int = 0
@@ -134,23 +95,9 @@ class GcReport:
     bytes_freed: int = 0
 
 
-def record_objects(record: OutputRecord) -> set[str]:
-    """The object digests an output needs: itself, or its tree's entries."""
-    return {e.digest for e in record.tree} if record.kind == "dir" else {record.digest}
-
-
-def manifest_objects(manifest: Mapping[str, Any]) -> set[str]:
-    """Every object a manifest refers to; ValueError/KeyError/TypeError if malformed."""
-    found: set[str] = set()
-    for record in manifest["outputs"].values():
-        found |= record_objects(Digest.from_dict(record))
-    log = manifest.get("log")
-    if log is not None:
-        found.add(str(log))
-    return found
-
-
 class ArtefactCache:
+    """The local store (`stores.base.Store`): `.bg/cache`."""
+
     def __init__(self, root: Path, on_warning: Warn | None = None, full_is_error: bool = True) -> None:
         self.root = Path(os.path.abspath(root))  # object records are keyed by absolute path
         self.objects = self.root / "objects"
@@ -208,6 +155,19 @@ class ArtefactCache:
             os.unlink(path)
         return False
 
+    def has_object(self, digest: str) -> bool:
+        return self.verify(digest)
+
+    def open_object(self, digest: str) -> BinaryIO:
+        return open(self._object(digest), "rb")
+
+    def put_object(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        touched: set[str] = set()
+        self._store_bytes(data, digest, touched)
+        self._synced(touched)
+        return digest
+
     def ingest(self, path: Path, move: bool = True) -> OutputRecord:
         """Store a run's output (file or directory); `move` takes the files (zero copy) where
         they are alone on the same filesystem, and copies otherwise. Raises UnsafeOutput, having
@@ -235,11 +195,7 @@ class ArtefactCache:
         try:
             return self.ingest(path, move=move).digest
         except FileNotFoundError:
-            touched: set[str] = set()
-            digest = hashlib.sha256(b"").hexdigest()
-            self._store_bytes(b"", digest, touched)
-            self._synced(touched)
-            return digest
+            return self.put_object(b"")
 
     def _store_file(self, src: str, digest: str, move: bool, touched: set[str]) -> None:
         if self.verify(digest):

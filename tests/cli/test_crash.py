@@ -61,9 +61,9 @@ def test_ctrl_c_kills_the_command_and_keeps_what_completed(
     bg.send_signal(sig)
     try:
         _, err = bg.communicate(timeout=15)
-        assert bg.returncode == 130 and time.monotonic() - sent < 5
+        assert bg.returncode == 130 and time.monotonic() - sent < 15  # not the 30 s nap
         assert "interrupted" in err and "Traceback" not in err
-        procs.wait_for(lambda: not procs.group_alive(pid), timeout=3, what="the command's group to die")
+        procs.wait_for(lambda: not procs.group_alive(pid), timeout=20, what="the command's group to die")
     except BaseException:
         procs.kill_group(pid)  # bg failed to: leave nothing running behind a failed test
         raise

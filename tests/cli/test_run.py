@@ -275,5 +275,5 @@ timeout = 1
     started = time.monotonic()
     rc, _, err = project.bg("run")
     assert rc == 1 and "timed out after 1s" in err
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15  # killed at 1 s, not after the 30 s sleep
     assert project.manifests() == {}

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from buildgraph.core.spec import DebianBase
-from buildgraph.executors.docker import RUN_LABEL, docker_available
+from buildgraph.dockerd.containers import RUN_LABEL
+from buildgraph.dockerd.ping import sdk_problem as docker_available
 
 TINY_BASE = DebianBase("bookworm")
 HERE = Path(__file__).parent

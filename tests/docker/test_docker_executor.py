@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from buildgraph.dockerd.containers import HOST_LABEL, PID_LABEL, RUN_LABEL, reap
 from buildgraph.errors import EnvironmentProblem
 from buildgraph.executors.base import Cancel, Job, Result
-from buildgraph.executors.docker import HOST_LABEL, PID_LABEL, RUN_LABEL, DockerExecutor, reap
+from buildgraph.executors.docker import DockerExecutor
 
 _ids = itertools.count()
 CANARY = "canary-7f3a9c1e5b"
@@ -227,7 +228,7 @@ def test_secret_is_mounted_but_never_in_env_labels_or_logs(
 )
 def test_gpu_requests_sent_to_the_engine(gpus: Any, expected: Any) -> None:
     """What `gpus` becomes in the API call (no GPU engine here to run it on)."""
-    from buildgraph.executors.docker import _device_requests
+    from buildgraph.dockerd.policy import device_requests as _device_requests
 
     requests = _device_requests(gpus)
     assert (None if requests is None else [dict(r) for r in requests]) == expected

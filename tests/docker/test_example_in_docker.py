@@ -1,9 +1,10 @@
 """The CIFAR-10 example (the repository's Buildfile.toml + stages/) end to end under the docker executor.
 
 One copy of the project, built once with tiny synthetic data on the offline Debian base
-(`--arg BASE=base-debian`: Docker Hub is not needed), then edited test by test, in file
-order: each test asks `bg status --json` what would happen, runs `bg run --json`, and
-checks which steps started, were cut off or came from the cache.
+(`--arg BASE=base-debian`: Docker Hub is not needed), then edited test by test: each test
+asks `bg status --json` what would happen, runs `bg run --json`, and checks which steps
+started, were cut off or came from the cache. After each test its edits are undone and the
+project brought back to the first run's state (from the cache), so any order works.
 
 The copy gets its own project name, so its images (`bg/<name>/deps:…`) are built from
 the shared Debian base exactly as on a first run, never collide with another session's,
@@ -27,8 +28,9 @@ from typing import Any
 
 import pytest
 
+from buildgraph.dockerd.containers import PID_LABEL
 from buildgraph.executors.base import Job
-from buildgraph.executors.docker import PID_LABEL, DockerExecutor
+from buildgraph.executors.docker import DockerExecutor
 from buildgraph.images.builder import KEY_LABEL, PROJECT_LABEL, STAGE_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -127,6 +129,18 @@ def project(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         yield project
     finally:
         remove_project_images(client, name)
+
+
+@pytest.fixture(autouse=True)
+def as_first_built(project: Project) -> Iterator[None]:
+    """Undo a test's edits to the project's sources, then bring it back to the first run's state."""
+    sources = [project.root / "Buildfile.toml", *sorted((project.root / "stages").glob("*.py"))]
+    before = {path: path.read_bytes() for path in sources}
+    yield
+    changed = [path for path, data in before.items() if path.read_bytes() != data]
+    for path in changed:
+        path.write_bytes(before[path])
+    project.run("plot", "code")  # restores or skips: every key is a first-run key again
 
 
 def test_first_run_builds_the_images_and_runs_every_stage(project: Project, client: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from bgcli import bg, finished
 
-from buildgraph.executors.docker import PID_LABEL, STAGE_LABEL
+from buildgraph.dockerd.containers import PID_LABEL, STAGE_LABEL
 
 BUILDFILE = """
 [project]

@@ -12,10 +12,10 @@ import pytest
 
 from buildgraph.core.keys import image_material, key_of
 from buildgraph.core.spec import Copy, ImageRef, ImageStage, Spec
+from buildgraph.engine.image_step import copy_digests
 from buildgraph.errors import BuildfileError
 from buildgraph.images.context import DOCKERFILE_NAME, build_context, copy_sources_listing
 from buildgraph.images.ignore import IgnoreRules
-from buildgraph.imagesteps import copy_digests
 from buildgraph.stores.digests import DigestCache
 
 

@@ -1,4 +1,4 @@
-"""The docker SDK is imported whole, once, under a lock (buildgraph/docker_sdk.py)."""
+"""The docker SDK is imported whole, once, under a lock (buildgraph/dockerd/sdk.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 def test_sdk_returns_the_finished_package_with_the_submodules_workers_use() -> None:
     code = (
         "import sys, threading\n"
-        "from buildgraph.docker_sdk import sdk\n"
+        "from buildgraph.dockerd.sdk import sdk\n"
         "got = []\n"
         "barrier = threading.Barrier(4)\n"
         "def go():\n"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from buildgraph.core.graph import Graph, validate_graph
@@ -208,17 +206,14 @@ from = "prep"
     ]
 
 
-def test_order_of_a_long_chain_is_fast() -> None:
+def test_order_of_a_long_chain_needs_no_recursion() -> None:
     chain = "".join(
         f'[stages.s{i}]\ncommand = "x"\ninputs = ["o{i - 1}"]\noutputs = ["o{i}"]\n' if i else
         '[stages.s0]\ncommand = "x"\noutputs = ["o0"]\n'
         for i in range(1000)
     )  # fmt: skip
     spec = parse(HEAD + chain)
-    start = time.perf_counter()
-    graph = Graph(spec)
+    graph = Graph(spec)  # deep, not slow: no recursion limit hit (its speed is bench/'s to measure)
     order = graph.order()
-    elapsed = time.perf_counter() - start
     assert order == [f"s{i}" for i in range(1000)]
     assert graph.closure(["s999"]) == order
-    assert elapsed < 0.5

@@ -136,7 +136,7 @@ def test_the_guardian_talks_to_the_engine_the_sdk_uses(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], address: str | None
 ) -> None:
     pytest.importorskip("docker")
-    from buildgraph.executors.docker import engine_address
+    from buildgraph.dockerd.address import engine_address
 
     for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
         monkeypatch.delenv(name, raising=False)

@@ -61,7 +61,7 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_gone(pids: list[int], within: float = 2.0) -> bool:
+def wait_gone(pids: list[int], within: float = 20.0) -> bool:  # returns as soon as they are gone
     give_up = time.monotonic() + within
     while any(alive(p) for p in pids) and time.monotonic() < give_up:
         time.sleep(0.02)
@@ -246,7 +246,7 @@ def test_timeout_kills_the_whole_group(project: Path, tmp_path: Path) -> None:
     result, _ = run(job)
     assert result.error == "timed out after 0.5s" and not result.interrupted and not result.ok
     assert result.exit_status < 0
-    assert 0.5 <= result.duration < 3
+    assert 0.5 <= result.duration < 50  # killed, not waited for: the command sleeps 100 s
     assert wait_gone(pids(tmp_path))
 
 
@@ -254,7 +254,7 @@ def test_term_ignoring_command_is_killed_after_grace(project: Path, tmp_path: Pa
     job = make_job(project, "trap '' TERM; " + GRANDCHILD.format(dir=tmp_path), timeout=0.2)
     result, _ = run(job, LocalExecutor(kill_grace=0.4))
     assert result.error == "timed out after 0.2s"
-    assert 0.6 <= result.duration < 3  # waited the grace before SIGKILL
+    assert 0.6 <= result.duration < 50  # waited the grace before SIGKILL, not the 100 s sleep
     assert wait_gone(pids(tmp_path))
 
 
@@ -263,7 +263,7 @@ def test_cancel_kills_the_group(project: Path, tmp_path: Path) -> None:
     threading.Timer(0.3, cancel.set).start()
     result, _ = run(make_job(project, GRANDCHILD.format(dir=tmp_path)), cancel=cancel)
     assert result.interrupted and not result.ok and result.error == ""
-    assert result.duration < 3
+    assert result.duration < 50  # the command sleeps 100 s
     assert wait_gone(pids(tmp_path))
 
 
@@ -276,7 +276,7 @@ def test_cancel_before_start_runs_nothing(project: Path, tmp_path: Path) -> None
 
 def test_leftover_background_process_is_killed_after_exit(project: Path, tmp_path: Path) -> None:
     result, _ = run(make_job(project, f"sleep 100 & echo $! > {tmp_path}/bg.pid; echo done"))
-    assert result.ok and result.duration < 3  # the orphan held the pipe: not waited for
+    assert result.ok and result.duration < 50  # the orphan (sleep 100) held the pipe: not waited for
     assert wait_gone([int((tmp_path / "bg.pid").read_text())])
 
 

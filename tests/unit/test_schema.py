@@ -1,19 +1,23 @@
-"""The JSON Schema (for editors) and the parser agree on what a Buildfile is."""
+"""The JSON Schema (for editors) and the parser agree on what a Buildfile is: `bg schema` prints the
+schema made from the parser's own key tables, and the checks below hold each side to the other."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import subprocess
+import sys
 import tomllib
-from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import tomli_w
 
-from buildgraph.core import parse as parse_module
-from buildgraph.core import stages
-from buildgraph.core.parse import analyse
+from buildgraph.core.parse import analyse, parse
+from buildgraph.core.schema import buildfile_schema, schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "docs" / "examples").glob("*.toml"))
@@ -22,13 +26,20 @@ HEAD = '[project]\nname = "x"\n'
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    text = resources.files("buildgraph").joinpath("schema/buildfile.schema.json").read_text("utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return buildfile_schema()
 
 
 @pytest.fixture(scope="module")
 def validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
+
+
+def test_bg_schema_prints_the_schema_of_the_parser_tables(schema: dict[str, Any]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "buildgraph", "schema"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == schema_text() and json.loads(done.stdout) == schema
+    assert schema_text() == schema_text(), "the same bytes every time"
 
 
 def test_schema_is_valid_draft_2020_12(schema: dict[str, Any]) -> None:
@@ -89,25 +100,134 @@ def test_invalid_buildfiles_are_rejected_by_both(
     assert analyse(text).problems
 
 
-def properties(schema: dict[str, Any], *path: str) -> set[str]:
-    node = schema
-    for key in path:
-        node = node[key]
-    return set(node["properties"])
+# Every table, as the schema shows it and as a Buildfile holds it: (the schema node, a document
+# with `key = value` in that table, the key's location in problems).
+DATE = datetime.date(1979, 5, 27)  # a TOML value no key accepts
+Place = Callable[[str, object], dict[str, Any]]
 
 
-def test_schema_knows_exactly_the_keys_the_parser_knows(schema: dict[str, Any]) -> None:
-    image, run = ("$defs", "image_stage"), ("$defs", "run_stage")
-    assert properties(schema) == set(parse_module.TOP_KEYS)
-    assert properties(schema, "properties", "project") == set(parse_module.PROJECT_KEYS)
-    assert properties(schema, *image) == set(stages.IMAGE_KEYS)
-    assert properties(schema, *run) == set(stages.RUN_KEYS)
-    copy_item = schema["$defs"]["image_stage"]["properties"]["copy"]["items"]
-    assert set(copy_item["properties"]) == set(stages.COPY_KEYS)
-    debian = schema["$defs"]["image_stage"]["properties"]["from"]["anyOf"][1]
-    assert set(debian["properties"]) == set(stages.DEBIAN_KEYS)
-    param_table = schema["properties"]["params"]["additionalProperties"]["anyOf"][1]
-    assert set(param_table["properties"]) == set(parse_module.PARAM_KEYS)
+def _doc(stage: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
+    return {"project": {"name": "x"}, "stages": {"a": stage or {"command": "x"}}, **top}
+
+
+TABLES: dict[str, tuple[tuple[str | int, ...], Place, str]] = {
+    "top level": ((), lambda k, x: {**_doc(), k: x}, "{key}"),
+    "project": (("properties", "project"), lambda k, x: _doc(project={"name": "x", k: x}), "project.{key}"),
+    "param table": (
+        ("properties", "params", "additionalProperties", "anyOf", 1),
+        lambda k, x: _doc(params={"p": {"default": 1, k: x}}),
+        "params.p.{key}",
+    ),
+    "image stage": (("$defs", "image_stage"), lambda k, x: _doc({"from": "py:3", k: x}), "stages.a.{key}"),
+    "run stage": (("$defs", "run_stage"), lambda k, x: _doc({"command": "x", k: x}), "stages.a.{key}"),
+    "copy entry": (
+        ("$defs", "image_stage", "properties", "copy", "items"),
+        lambda k, x: _doc({"from": "python:3", "copy": [{"src": "a", "dest": "/d", k: x}]}),
+        "stages.a.copy[0].{key}",
+    ),
+    "debian base": (
+        ("$defs", "image_stage", "properties", "from", "anyOf", 1),
+        lambda k, x: _doc({"from": {"debian": "bookworm", k: x}}),
+        "stages.a.from.{key}",
+    ),
+}
+
+
+def node_at(schema: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
+    node: Any = schema
+    for step in path:
+        node = node[step]
+    return node  # type: ignore[no-any-return]
+
+
+def found(doc: dict[str, Any]) -> dict[str, str]:
+    return {p.where: p.message for p in analyse(tomli_w.dumps(doc)).problems}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_key_the_schema_lists_is_read_by_the_parser(schema: dict[str, Any], table: str) -> None:
+    """A wrong value under each listed key is a type error at that key, never an unknown key."""
+    path, place, where = TABLES[table]
+    keys = list(node_at(schema, path)["properties"])
+    assert keys
+    for key in keys:
+        problems = found(place(key, DATE))
+        assert "got a date/time" in problems.get(where.format(key=key), ""), (key, problems)
+        assert "unknown key" not in problems.values(), (key, problems)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_a_key_the_schema_does_not_list_is_unknown_to_both(
+    table: str, validator: jsonschema.Draft202012Validator
+) -> None:
+    path, place, where = TABLES[table]
+    doc = place("colour", "red")
+    assert found(doc).get(where.format(key="colour")) == "unknown key"
+    assert not validator.is_valid(doc)
+
+
+EVERY_KEY = HEAD + """executor = "docker"
+link = "hardlink"
+keep_runs = 2
+default = ["train"]
+[args]
+UID = 1000
+SUITE = "bookworm"
+[params]
+t = "90m"
+m = { default = "a", type = "str", choices = ["a", "b"], help = "model" }
+[stages.deb.from]
+debian = "${SUITE}"
+packages = ["python3-torch=2.1.2-1", "git"]
+mirror = "http://deb.debian.org/debian"
+[stages.img]
+from = "deb"
+env = { A = 1 }
+run = "make"
+copy = [
+  { src = "stages/", dest = "/opt/${UID}/", chown = "${UID}:${UID}" },
+  { src = ["a", "b/*.py"], dest = "/o" },
+]
+ignore = ".dockerignore"
+workdir = "/opt"
+user = "${UID}"
+entrypoint = ["python3"]
+cmd = "train"
+labels = { "a.b" = "c" }
+secrets = ["TOKEN"]
+description = "an image"
+[stages.train]
+image = "img"
+command = ["python3", "t.py", "${params.m}"]
+inputs = ["t.py"]
+outputs = ["m.json", "curves/"]
+env = { B = "2" }
+gpus = [0, 1]
+network = true
+timeout = "${params.t}"
+metrics = "m.json"
+shm_size = "512MiB"
+secrets = ["TOKEN"]
+description = "train"
+"""
+
+
+def test_a_buildfile_using_every_key_is_valid_for_both(validator: jsonschema.Draft202012Validator) -> None:
+    assert [e.message for e in validator.iter_errors(tomllib.loads(EVERY_KEY))] == []
+    assert analyse(EVERY_KEY).problems == []
+
+
+def test_the_defaults_the_schema_shows_are_what_an_absent_key_means(schema: dict[str, Any]) -> None:
+    spec = parse(HEAD + '[stages.a]\ncommand = "x"\n')
+    shown = {
+        (table, key): node["default"]
+        for table, (path, _, _) in TABLES.items()
+        for key, node in node_at(schema, path)["properties"].items()
+        if "default" in node
+    }
+    parsed = {"project": spec, "run stage": spec.stages["a"]}
+    read = {(table, key): getattr(parsed[table], key) for table, key in shown}
+    assert shown == read and len(shown) >= 4
 
 
 def test_every_property_is_described_for_editors(schema: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from buildgraph.slots import Claim, Slots
+from buildgraph.engine.slots import Claim, Slots
 
 
 def take_in_thread(slots: Slots, gpus: int = 0) -> tuple[threading.Thread, list[Claim | None]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from types import ModuleType
+from typing import cast
 
 _lock = threading.Lock()
 
@@ -21,4 +22,4 @@ def sdk() -> ModuleType:
         import docker.errors
         import docker.types
         import docker.utils  # noqa: F401  (imported for its side effect: a finished module)
-    return docker
+    return cast(ModuleType, docker)  # the SDK ships no type information

@@ -3,9 +3,10 @@
 Every POSIX shell has a job-control builtin called `bg`, and a builtin wins over the `bg` on
 PATH, so `bg run` never reaches this tool; `buildgraph` always does. The function printed
 here takes the name back without losing job control: its first word decides. One of
-buildgraph's commands (read from `cli.COMMANDS`, so a new command is covered without
-editing this file) or any option (`-C dir`, `--version`, `--help`: the builtin takes none)
-goes to `buildgraph`; anything else — `bg`, `bg %1`, `bg --` — goes to the builtin.
+buildgraph's commands (the CLI's own table, handed over as `ns.command_names`: a new command
+is covered without editing this file, and no command imports the CLI) or any option
+(`-C dir`, `--version`, `--help`: the builtin takes none) goes to `buildgraph`; anything
+else — `bg`, `bg %1`, `bg --` — goes to the builtin.
 """
 
 from __future__ import annotations
@@ -85,9 +86,7 @@ def add_parser(
 
 
 def run(ns: argparse.Namespace) -> int:
-    from buildgraph.cli import COMMANDS  # cli is loaded already: it chose this command
-
-    sys.stdout.write(function_text(_checked(ns.shell), COMMANDS))
+    sys.stdout.write(function_text(_checked(ns.shell), ns.command_names))
     return 0
 
 

@@ -53,7 +53,7 @@ def add_parser(
 
 
 def run(ns: argparse.Namespace) -> int:
-    from buildgraph.commands.import_dockerfile import convert, project_name
+    from buildgraph.commands.import_cmd import convert, project_name
 
     root = Path(ns.directory)
     target = root / ns.file

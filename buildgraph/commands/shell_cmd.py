@@ -1,6 +1,7 @@
 """`bg shell STAGE [-- COMMAND…]`: an interactive shell in a stage's image.
 
-For a run stage: its image, its inputs read-only at /work/<path>, its env, network,
+For a run stage: the container its command gets from the docker executor (one policy,
+`dockerd/policy.py`): its image, its inputs read-only at /work/<path>, its env, network,
 GPUs and shm size, as the invoking user, in a writable scratch /work
 (`.bg/shell/<stage>`, so nothing lands in the project by accident). For an image
 stage: the image, as the invoking user (`--root` for the image's own user).
@@ -16,14 +17,16 @@ import argparse
 import os
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from buildgraph.commands._common import add, check_targets, load_project
+from buildgraph.dockerd.containers import SHELL_LABEL
+from buildgraph.dockerd.policy import Policy, as_user, run_policy
 from buildgraph.errors import EnvironmentProblem, UsageError
 
 WORKDIR = "/work"
-HOME = "/tmp/home"
 _DEFAULT_SHELL = "command -v bash >/dev/null && exec bash || exec sh"
 
 
@@ -67,55 +70,51 @@ def shell_argv(
     root: Path, stage: Any, image: str, command: list[str], scratch: Path, as_root: bool, tty: bool
 ) -> list[str]:
     """`docker run …` arguments (without the program name) for a shell in `stage`'s image."""
-    argv = ["run", "--rm", "--init", "-it" if tty else "-i", "--label", "org.buildgraph.shell=1"]
-    if not as_root:
-        uid, gid = os.getuid(), os.getgid()
-        argv += ["--user", f"{uid}:{gid}", "--env", f"HOME={HOME}"]
-        argv += ["--tmpfs", f"{HOME}:rw,exec,mode=0700,uid={uid},gid={gid}"]
-    if stage.kind == "run":
-        argv += _run_stage_options(root, stage, scratch)
-    return [*argv, image, *command]
+    policy = container_policy(root, stage, scratch, as_root)
+    return ["run", "--rm", "-it" if tty else "-i", *policy.cli_args(), image, *command]
 
 
-def _run_stage_options(root: Path, stage: Any, scratch: Path) -> list[str]:
-    argv = ["--workdir", WORKDIR, "--mount", f"type=bind,src={scratch.resolve()},dst={WORKDIR}"]
-    for relpath in stage.inputs:
-        source = (root / relpath).resolve()
-        if source.exists():
-            argv += ["--mount", f"type=bind,src={source},dst={WORKDIR}/{relpath},readonly"]
+def container_policy(root: Path, stage: Any, scratch: Path, as_root: bool) -> Policy:
+    """A run stage's shell gets its command's container (`run_policy`, as the docker executor
+    builds it) with `scratch` as the writable /work; an image stage's, the image and the user."""
+    user = "" if as_root else f"{os.getuid()}:{os.getgid()}"
+    labels = {SHELL_LABEL: "1"}
+    if stage.kind != "run":
+        return replace(as_user(user), labels=tuple(labels.items()))
+    return run_policy(
+        user=user,
+        workdir=WORKDIR,
+        root=scratch,
+        inputs=_existing_inputs(root, stage.inputs),
+        env=stage.env,
+        network=stage.network,
+        shm_size=stage.shm_size,
+        gpus=stage.gpus,
+        labels=labels,
+    )
+
+
+def _existing_inputs(root: Path, inputs: list[str]) -> list[tuple[str, Path]]:
+    found = []
+    for relpath in inputs:
+        if (root / relpath).exists():
+            found.append((relpath, root / relpath))
         else:
             sys.stderr.write(f"bg: warning: input {relpath} does not exist yet; not mounted\n")
-    for name, value in stage.env:
-        argv += ["--env", f"{name}={value}"]
-    argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-    if not stage.network:
-        argv += ["--network", "none"]
-    if stage.shm_size:
-        argv += ["--shm-size", stage.shm_size]
-    gpus = _gpus_flag(stage.gpus)
-    return argv + (["--gpus", gpus] if gpus else [])
-
-
-def _gpus_flag(gpus: None | str | int | tuple[int, ...]) -> str:
-    if gpus is None or gpus == 0:
-        return ""
-    if gpus == "all" or isinstance(gpus, int):
-        return str(gpus)
-    return '"device=' + ",".join(str(i) for i in gpus) + '"'
+    return found
 
 
 def latest_image(project: str, stage: str) -> str:
     """The id of the newest image bg built for `stage` of `project`."""
-    from buildgraph.executors.docker import docker_available
+    from buildgraph.dockerd.ping import sdk_problem
+    from buildgraph.dockerd.sdk import sdk
 
-    problem = docker_available()
+    problem = sdk_problem()
     if problem:
         raise EnvironmentProblem(problem, hint="start the Docker daemon (scripts/ci-docker.sh does it)")
-    import docker
-
     from buildgraph.images.builder import PROJECT_LABEL, STAGE_LABEL
 
-    client = docker.from_env()
+    client = sdk().from_env()
     filters = {"label": [f"{PROJECT_LABEL}={project}", f"{STAGE_LABEL}={stage}"]}
     images = sorted(client.images.list(filters=filters), key=lambda i: i.attrs.get("Created", ""))
     if not images:

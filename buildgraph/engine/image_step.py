@@ -1,0 +1,224 @@
+"""An image stage as a step: keyed before anything is built, decided by what the image engine
+holds, built through an `ImageBackend`.
+
+An image stage's key is known before anything is built (its parent's key, its pinned base,
+its instructions, the digests of the files it copies), so run stages that use the image can
+be keyed — and `bg status` can answer — without building. It is built only when no image
+carries the key (`bg/<project>/<stage>:<key[:32]>` with the key as a label).
+
+Registry bases are pinned: the first resolution records `repo@sha256:…` in the lock and
+later runs reuse that digest until `--pull` asks the registry again; `bg status` never pulls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from buildgraph import stage_secrets
+from buildgraph.core.keys import image_material, key_of
+from buildgraph.core.plan import Observed, decide
+from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
+from buildgraph.core.suggest import base_alternatives
+from buildgraph.engine import recorded
+from buildgraph.engine.context import Context, Options
+from buildgraph.engine.outcome import Outcome, StepStatus, not_the_stages_fault
+from buildgraph.engine.slots import Claim
+from buildgraph.engine.steps import Decided
+from buildgraph.errors import EnvironmentProblem, StageFailed
+from buildgraph.lines import LineSink
+from buildgraph.lockfile import Journal, Lock
+from buildgraph.stores.digests import Digest
+
+
+class ImageBackend(Protocol):
+    """What image steps need of an image engine: `images.backend.DockerBackend` (Docker),
+    `images.fake.FakeImages` (tests). Asking must stay cheap: a null run asks `has_image`
+    once per image stage, and nothing more."""
+
+    def tag(self, stage: str, key: str) -> str:
+        """The reference the image of `stage` built under `key` carries."""
+        ...
+
+    def has_image(self, stage: str, key: str) -> bool:
+        """An image is tagged for `key` and carries that key."""
+        ...
+
+    def present(self, reference: str) -> bool:
+        """Some image answers to `reference` (a pinned base, say) here, without pulling."""
+        ...
+
+    def pin(self, reference: str, pull: bool = False, on_line: LineSink | None = None) -> str:
+        """A registry reference pinned (`repo@sha256:…`), pulled when absent or when `pull`."""
+        ...
+
+    def build(
+        self,
+        stage: ImageStage,
+        key: str,
+        parent: str,
+        context: Any,
+        args: Mapping[str, str],
+        on_line: LineSink | None,
+        secrets: Mapping[str, Path],
+    ) -> None:
+        """Build and tag the image; StageFailed when an instruction fails."""
+        ...
+
+    def debian_base(self, base: DebianBase, on_line: LineSink | None) -> str:
+        """The reference of an offline Debian base, built first if absent."""
+        ...
+
+
+class Images:
+    """The image side of one engine: its backend, each image stage's key once decided, and
+    the registry bases pinned so far (each asked once per engine)."""
+
+    def __init__(self, backend: ImageBackend, spec: Spec, lock: Lock, options: Options) -> None:
+        self.backend, self.spec, self.lock, self.options = backend, spec, lock, options
+        self.keys: dict[str, str] = {}
+        self._resolved: dict[str, str] = {}
+
+    def tag(self, stage: str) -> str:
+        return self.backend.tag(stage, self.keys[stage])
+
+    def resolve(self, stage: ImageStage, on_line: LineSink | None = None) -> dict[str, str]:
+        """The registry base of `stage` → its pin ({} for other bases): the lock's pin while an
+        image has it here, else asked of the registry (`bg status`: never pulled)."""
+        base = stage.base
+        if not isinstance(base, ImageRef):
+            return {}
+        ref = base.reference
+        if ref not in self._resolved:
+            pull = self.options.pull
+            pinned = "" if pull else self._pinned_in_lock(stage.name, ref)
+            if pinned and self.backend.present(pinned):
+                self._resolved[ref] = pinned
+            elif self.options.read_only:
+                self._resolved[ref] = pinned or (self._local_pin(ref) if not pull else "")
+            else:
+                self._resolved[ref] = self._pull(stage.name, ref, on_line)
+        return {ref: self._resolved[ref]}
+
+    def _pinned_in_lock(self, name: str, ref: str) -> str:
+        locked = recorded.entry(self.lock, name)
+        base = (locked.material.get("base") if locked is not None else None) or {}
+        return str(base.get("digest", "")) if base.get("image") == ref else ""
+
+    def _local_pin(self, ref: str) -> str:
+        try:
+            return self.backend.pin(ref, pull=False) if self.backend.present(ref) else ""
+        except Exception:  # status must answer even when the engine misbehaves
+            return ""
+
+    def _pull(self, name: str, ref: str, on_line: LineSink | None) -> str:
+        try:
+            return self.backend.pin(ref, pull=self.options.pull, on_line=on_line)
+        except EnvironmentProblem as exc:
+            offered = base_alternatives(self.spec, name)
+            if not offered:
+                raise
+            raise EnvironmentProblem(
+                exc.message, hint=f"this Buildfile offers another base for '{name}': {' or '.join(offered)}"
+            ) from exc
+
+    def parent(self, stage: ImageStage, on_line: LineSink | None) -> str:
+        """The reference `stage` builds on: its parent stage's image, its pinned base, or an
+        offline Debian base."""
+        base = stage.base
+        if isinstance(base, StageRef):
+            return self.tag(base.stage)
+        if isinstance(base, ImageRef):
+            return self._resolved[base.reference]
+        assert isinstance(base, DebianBase)
+        return self.backend.debian_base(base, on_line)
+
+
+class ImageStep:
+    def __init__(self, stage: ImageStage, ctx: Context) -> None:
+        self.name, self.stage, self.ctx = stage.name, stage, ctx
+
+    @property
+    def images(self) -> Images:
+        assert self.ctx.images is not None, "the engine makes Images before its image steps"
+        return self.ctx.images
+
+    def decide(self, pending: tuple[str, ...] = ()) -> Decided:
+        """`pending` does not matter: an image's key is known before its parent is built."""
+        ctx, images, name = self.ctx, self.images, self.name
+        resolved = images.resolve(self.stage)
+        digests = copy_digests(ctx.files.root, self.stage, ctx.files)
+        material = image_material(self.stage, ctx.spec, images.keys, digests, resolved)
+        key = images.keys[name] = key_of(material)
+        seen = Observed(forced=name in ctx.options.force, image_present=images.backend.has_image(name, key))
+        return Decided(decide(name, key, material, ctx.lock.get(name), seen), material)
+
+    def gpus(self) -> int:
+        return 0
+
+    def missing_secrets(self) -> list[str]:
+        return []  # a build's secrets are checked when it builds (`stage_secrets.temporary_files`)
+
+    def planned(self, decided: Decided) -> dict[str, str] | None:
+        return None
+
+    def skip(self, decided: Decided, journal: Journal) -> dict[str, str]:
+        locked = recorded.entry(self.ctx.lock, self.name)
+        if locked is None or locked.key != decided.decision.key:  # built elsewhere (a teammate)
+            journal.record(self.name, self._entry(decided))
+        return {}
+
+    def execute(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
+        started = time.monotonic()
+        log_path = self.ctx.files.logs / f"{self.name}.log"
+        rel_log = self.ctx.rel(log_path)
+        decision = decided.decision
+        with open(log_path, "w", encoding="utf-8") as log:
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                self.ctx.reporter.line(self.name, line)
+
+            try:
+                self._build(decided, on_line)
+            except StageFailed as exc:  # the build itself failed: the stage's fault
+                duration = time.monotonic() - started
+                return Outcome(self.name, StepStatus.FAILED, decision, duration, exc.message, rel_log)
+            except Exception as exc:  # cannot pull, lost the daemon, a bug: the run stops
+                outcome = not_the_stages_fault(self.name, decision, time.monotonic() - started, exc)
+                outcome.log_path = rel_log
+                return outcome
+        journal.record(self.name, self._entry(decided))
+        return Outcome(self.name, StepStatus.DONE, decision, time.monotonic() - started, "", rel_log)
+
+    def _build(self, decided: Decided, on_line: LineSink) -> None:
+        from buildgraph.images.context import build_context
+
+        stage, images = self.stage, self.images
+        parent = images.parent(stage, on_line)
+        args = {n: v for n, v in self.ctx.spec.args if n in stage.args_used}
+        context = build_context(self.ctx.files.root, stage)
+        with stage_secrets.temporary_files(stage.secrets) as secrets:
+            images.backend.build(stage, decided.decision.key, parent, context, args, on_line, secrets)
+
+    def _entry(self, decided: Decided) -> dict[str, Any]:
+        tag = self.images.tag(self.name)
+        return recorded.image_entry(decided.decision.key, decided.material, tag).to_json()
+
+
+class _Listings(Protocol):
+    def listing_digest(self, files: Any) -> Digest: ...
+
+
+def copy_digests(root: Path, stage: ImageStage, digests: _Listings) -> tuple[str, ...]:
+    """One digest per `copy` entry: the tree digest of the files it copies, after ignore rules.
+
+    The same canonical listing as any directory digest, so a mode change (`chmod +x`), which
+    the build context carries into the image, changes the image's key too.
+    """
+    from buildgraph.images.context import copy_sources_listing
+
+    listings = (copy_sources_listing(root, stage, index=i) for i in range(len(stage.copy)))
+    return tuple(digests.listing_digest(listing).digest for listing in listings)

@@ -1,0 +1,76 @@
+"""Where the engine meets its records: typed `Manifest`s and `LockEntry`s (buildgraph.records)
+on one side, the JSON documents that stores and Buildfile.lock hold on the other.
+
+Stores and the lock keep JSON (a remote store exchanges JSON, never our objects); every read
+the engine makes goes through `from_json` here, every write through `to_json`, so a damaged
+record is caught in one place: a manifest that does not parse is a cache miss (the step runs
+again), a lock entry that does not parse is an environment problem naming the stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from buildgraph.core.keys import KEY_VERSION
+from buildgraph.errors import EnvironmentProblem
+from buildgraph.records import LockEntry, Manifest, RecordError
+
+
+class _Manifests(Protocol):
+    def get_manifest(self, key: str, verify: bool = True) -> Mapping[str, Any] | None: ...
+
+
+class _Entries(Protocol):
+    def get(self, stage: str) -> Mapping[str, Any] | None: ...
+
+
+def run_manifest(
+    key: str,
+    stage: str,
+    material: Mapping[str, Any],
+    outputs: Mapping[str, Mapping[str, Any]],
+    log: str,
+    duration: float,
+    executor: str,
+    run_id: str,
+) -> Manifest:
+    """What one successful execution of a run stage produced, under its key."""
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return Manifest(key, stage, material, outputs, log, 0, round(duration, 3), finished, executor, run_id)
+
+
+def run_entry(key: str, material: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]]) -> LockEntry:
+    """A run stage's lock entry: its key, what the key came from, and its outputs' digests."""
+    return LockEntry.for_run(key, KEY_VERSION, material, outputs)
+
+
+def image_entry(key: str, material: Mapping[str, Any], tag: str) -> LockEntry:
+    """An image stage's lock entry: a tag, no image id (ids differ from engine to engine)."""
+    return LockEntry.for_image(key, material, tag)
+
+
+def manifest(store: _Manifests, key: str, verify: bool = True) -> Manifest | None:
+    """The run manifest under `key`; None when missing, damaged or unreadable by this bg."""
+    data = store.get_manifest(key, verify=verify)
+    if data is None:
+        return None
+    try:
+        return Manifest.from_json(data)
+    except RecordError:
+        return None
+
+
+def entry(lock: _Entries, stage: str) -> LockEntry | None:
+    """Stage's entry in the lock (None when it has none)."""
+    data = lock.get(stage)
+    if data is None:
+        return None
+    try:
+        return LockEntry.from_json(data, stage)
+    except RecordError as exc:
+        raise EnvironmentProblem(
+            f"Buildfile.lock: {exc}",
+            hint="restore it from version control, or delete the stage's entry: `bg run` records it again",
+        ) from None

@@ -1,0 +1,240 @@
+"""A run stage as a step: keyed on its inputs' digests, run through the executor, stored.
+
+Crash safety, in the order things happen when it runs:
+    executor writes outputs in a scratch dir  → killed here: nothing recorded, step reruns
+    outputs moved into store objects (fsync)  → killed here: stray objects, gc removes them
+    run manifest written (atomic, last)       → killed here: next run restores from the store
+    outputs materialised into the workspace
+    one journal line appended                 → folded into Buildfile.lock at the end
+
+The slot is handed back as soon as the command succeeded, so storing its outputs (hashing,
+fsyncs) overlaps the next command; the step counts as done only once stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from buildgraph import faults, gpus, stage_secrets
+from buildgraph.core.keys import key_of, run_material
+from buildgraph.core.plan import Decision, Observed, decide
+from buildgraph.core.spec import RunStage
+from buildgraph.diskfull import tree_bytes, writing
+from buildgraph.engine import recorded
+from buildgraph.engine.context import Context
+from buildgraph.engine.outcome import Outcome, StepStatus
+from buildgraph.engine.slots import Claim
+from buildgraph.engine.steps import Decided
+from buildgraph.executors.base import Job, Result
+from buildgraph.executors.workdir import work_dir
+from buildgraph.lockfile import Journal
+from buildgraph.stores.outputs import UnsafeOutput, check_output
+
+Records = dict[str, dict[str, Any]]  # output path → the store's record of it
+
+
+class RunStep:
+    def __init__(self, stage: RunStage, ctx: Context) -> None:
+        self.name, self.stage, self.ctx = stage.name, stage, ctx
+        self._sources: list[tuple[str, str | None]] | None = None
+
+    # ---------------------------------------------------------------- deciding
+    def decide(self, pending: tuple[str, ...] = ()) -> Decided:
+        ctx, name = self.ctx, self.name
+        sources = self._input_sources()
+        digests = {path: self._input_digest(path, producer) for path, producer in sources}
+        material = run_material(self.stage, ctx.spec, self._environment(), digests)
+        key = key_of(material)
+        seen = Observed(
+            outputs={o.path: ctx.files.digest(o.path) for o in self.stage.outputs},
+            forced=name in ctx.options.force,
+            upstream_of={path: producer for path, producer in sources if producer is not None},
+            pending=pending,
+        )
+        locked = ctx.lock.get(name)  # the core reads the lock entry's JSON shape (core ↛ records)
+        decision = decide(name, key, material, locked, seen)
+        if decision.action == "run" and ctx.store.has_manifest(key):  # asked only when not up to date
+            decision = decide(name, key, material, locked, dataclasses.replace(seen, cached=True))
+        return Decided(decision, material)
+
+    def _input_sources(self) -> list[tuple[str, str | None]]:
+        """Each input with the stage producing it (None: a workspace file)."""
+        if self._sources is None:
+            self._sources = self.ctx.graph.input_sources(self.name)
+        return self._sources
+
+    def _input_digest(self, path: str, producer: str | None) -> str | None:
+        """An upstream output's recorded digest once its step settled, else the file's."""
+        settled = self.ctx.settled.get(producer, {}).get(path) if producer is not None else None
+        return settled if settled is not None else self.ctx.files.digest(path)
+
+    def _environment(self) -> dict[str, Any]:
+        images = self.ctx.images
+        if self.ctx.options.in_images and images is not None and self.stage.image:
+            return {"image": images.keys[self.stage.image]}
+        return self.ctx.environment
+
+    def gpus(self) -> int:
+        return gpus.wanted(self.stage.gpu_count, self.ctx.options.gpus)
+
+    def missing_secrets(self) -> list[str]:
+        return stage_secrets.missing(self.stage.secrets)
+
+    def planned(self, decided: Decided) -> dict[str, str] | None:
+        if decided.decision.action != "restore":
+            return None
+        manifest = recorded.manifest(self.ctx.store, decided.decision.key, verify=False)
+        return manifest.digests() if manifest is not None else {}
+
+    def skip(self, decided: Decided, journal: Journal) -> dict[str, str]:
+        locked = recorded.entry(self.ctx.lock, self.name)
+        return locked.digests() if locked is not None else {}  # = the workspace
+
+    # ---------------------------------------------------------------- doing
+    def execute(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
+        started = time.monotonic()
+        if decided.decision.action == "restore":
+            restored = self._restore(decided, journal)
+            if restored is not None:
+                duration = time.monotonic() - started
+                return Outcome(self.name, StepStatus.CACHED, decided.decision, duration, outputs=restored)
+        return self._run(decided, claim, journal)
+
+    def _restore(self, decided: Decided, journal: Journal) -> dict[str, str] | None:
+        """The restored outputs' digests; None when the entry is gone or damaged since deciding
+        (the step then runs)."""
+        key = decided.decision.key
+        manifest = recorded.manifest(self.ctx.store, key)
+        if manifest is None:
+            return None
+        self._materialise(manifest.outputs)
+        journal.record(self.name, recorded.run_entry(key, decided.material, manifest.outputs).to_json())
+        return manifest.digests()
+
+    def _run(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
+        ctx, name, decision = self.ctx, self.name, decided.decision
+        scratch = ctx.scratch.take(name)
+        log_path = ctx.files.logs / f"{name}.log"
+        job = self._job(scratch, log_path, claim.gpu_ids)
+        rel_log = ctx.rel(log_path)
+        try:
+            on_line = lambda line: ctx.reporter.line(name, line)  # noqa: E731
+            result = ctx.executor.run(job, on_line=on_line, cancel=ctx.cancel)
+            failed = self._failure(decision, job, result, rel_log)
+            if failed is not None:
+                return failed
+            claim.release()  # succeeded: the next command may start while this step stores
+            refused = _unsafe_outputs(self.stage, result.output_root)
+            if refused:  # checked before anything is stored: nothing of the step is kept
+                log = rel_log if log_path.exists() else ""
+                return Outcome(name, StepStatus.FAILED, decision, result.duration, refused, log)
+            outputs = self._store(decided, result.output_root, log_path, result.duration)
+        finally:
+            ctx.scratch.keep(scratch)
+        entry = recorded.run_entry(decision.key, decided.material, outputs)
+        journal.record(name, entry.to_json())
+        return Outcome(name, StepStatus.DONE, decision, result.duration, "", rel_log, entry.digests())
+
+    def _failure(self, decision: Decision, job: Job, result: Result, rel_log: str) -> Outcome | None:
+        """The outcome of a command that was interrupted or failed; None when it succeeded."""
+        if result.interrupted or self.ctx.cancel.is_set():
+            return Outcome(self.name, StepStatus.CANCELLED, decision, result.duration, "interrupted", rel_log)
+        if result.ok:
+            return None
+        error = result.error or f"command exited with status {result.exit_status}"
+        hint = self._failure_hint(job, job.log_path)
+        return Outcome(self.name, StepStatus.FAILED, decision, result.duration, error, rel_log, hint=hint)
+
+    def _job(self, scratch: Path, log_path: Path, gpu_ids: tuple[int, ...]) -> Job:
+        stage, ctx = self.stage, self.ctx
+        env = list(stage.env)
+        if stage.gpu_count != 0:
+            env.append(("CUDA_VISIBLE_DEVICES", ",".join(gpus.visible(gpu_ids))))
+        secrets: tuple[tuple[str, Path], ...] = ()
+        if stage.secrets:  # files outside the work dir; a host command finds them in $BG_SECRETS_DIR
+            secrets = stage_secrets.write_files(scratch / "secrets", stage.secrets)
+            env.append(("BG_SECRETS_DIR", str(scratch / "secrets")))
+        return Job(
+            stage=stage.name,
+            run_id=ctx.run_id,
+            command=stage.command,
+            inputs=tuple((path, ctx.files.path(path)) for path in stage.inputs),
+            outputs=tuple(o.path + ("/" if o.is_dir else "") for o in stage.outputs),
+            scratch=scratch,
+            log_path=log_path,
+            env=tuple(env),
+            timeout=stage.timeout,
+            gpus=gpu_ids if gpu_ids else None,
+            image=self._image_tag(),
+            network=stage.network,
+            shm_size=stage.shm_size,
+            secrets=secrets,
+        )
+
+    def _image_tag(self) -> str:
+        """The image the job runs in; "" on the host."""
+        images = self.ctx.images
+        if self.ctx.options.in_images and images is not None and self.stage.image:
+            return images.tag(self.stage.image)
+        return ""
+
+    def _failure_hint(self, job: Job, log_path: Path) -> str:
+        """What the end of a failed command's log suggests the user do (or "")."""
+        from buildgraph.diagnose import undeclared_input_hint
+
+        try:
+            with open(log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))
+                lines = log.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        files = self.ctx.files
+        roots = (str(work_dir(job.scratch)), job.workdir, str(files.root))
+        exists = lambda path: files.path(path).exists()  # noqa: E731
+        return undeclared_input_hint(self.name, lines, self.stage.inputs, exists, roots)
+
+    # ---------------------------------------------------------------- storing
+    def _store(self, decided: Decided, output_root: Path, log_path: Path, duration: float) -> Records:
+        store, name, key = self.ctx.store, self.name, decided.decision.key
+        outputs: Records = {}
+        for o in self.stage.outputs:  # a full disk: no manifest, so the step reruns (stray objects: gc)
+            source = output_root / o.path
+            what = f"cache object for stage '{name}' output '{o.path}'"
+            with writing(what, store.root, partial(tree_bytes, source)):
+                outputs[o.path] = store.ingest(source).as_dict()
+        faults.point("before-manifest")  # objects stored, manifest not yet written
+        with writing(f"the log of stage '{name}' into the cache", store.root, partial(tree_bytes, log_path)):
+            log = store.put_log(log_path)
+        manifest = recorded.run_manifest(
+            key, name, decided.material, outputs, log, duration, self.ctx.executor.name, self.ctx.run_id
+        )
+        document = manifest.to_json()
+        with writing(f"the run manifest of stage '{name}'", store.root, lambda: len(json.dumps(document))):
+            store.put_manifest(key, document)
+        self._materialise(outputs)
+        return outputs
+
+    def _materialise(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        files = self.ctx.files
+        for path, record in outputs.items():
+            # a full disk: nothing journalled, so the next run restores the step from the store
+            with writing(f"output '{path}' into the workspace", files.path(path), record.get("size")):
+                self.ctx.store.materialise(record, files.path(path), self.ctx.options.link)
+            files.remember(path, record)
+
+
+def _unsafe_outputs(stage: RunStage, output_root: Path) -> str:
+    """Why the step's outputs may not be stored (a symlink leading out of one), or ""."""
+    try:
+        for o in stage.outputs:
+            check_output(f"{output_root}/{o.path}", o.path + ("/" if o.is_dir else ""))
+    except UnsafeOutput as refused:
+        return str(refused)
+    return ""
