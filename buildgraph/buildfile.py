@@ -22,7 +22,8 @@ from buildgraph.core.spec import ImageStage, RunStage, Spec
 from buildgraph.core.suggest import closest
 from buildgraph.core.values import at, problem, show, show_raw
 from buildgraph.errors import BuildfileError, Problem, UsageError
-from buildgraph.stores import digests
+from buildgraph.stores import symlinks
+from buildgraph.stores.tree import scan_tree
 
 __all__ = ["filesystem_problems", "load", "load_graph", "read_text"]
 
@@ -31,10 +32,10 @@ _OUTSIDE_HINT = (
     "buildgraph tracks only files inside the project: copy the data in, or move the link's target inside"
 )
 _LINK_HINTS = {  # why a symlink is refused → what to do
-    digests.OUTSIDE: _OUTSIDE_HINT,
-    digests.DANGLING: "point the link at an existing file, or remove it",
-    digests.LOOP: "remove the link, or point it at a folder that does not hold it",
-    digests.SPECIAL: "point the link at a file or a directory",
+    symlinks.OUTSIDE: _OUTSIDE_HINT,
+    symlinks.DANGLING: "point the link at an existing file, or remove it",
+    symlinks.LOOP: "remove the link, or point it at a folder that does not hold it",
+    symlinks.SPECIAL: "point the link at a file or a directory",
 }
 
 
@@ -180,11 +181,11 @@ class _Tree:
             return full
         real = os.path.realpath(full)
         if not self.inside(real):
-            self.links[rel] = (real, digests.OUTSIDE)
+            self.links[rel] = (real, symlinks.OUTSIDE)
             return real
         if os.path.exists(real):
             return real
-        self.links[rel] = (os.readlink(full), digests.DANGLING)
+        self.links[rel] = (os.readlink(full), symlinks.DANGLING)
         return None
 
     def link_problem(self, path: str) -> tuple[str, str] | None:
@@ -203,9 +204,9 @@ class _Tree:
         if real is None or not os.path.isdir(real):
             return None
         try:
-            for _ in digests.scan_tree(real, digests.Links(within=self.root, refuse=True)):
+            for _ in scan_tree(real, symlinks.Links(within=self.root, refuse=True)):
                 pass
-        except digests.LinkRefused as refused:
+        except symlinks.LinkRefused as refused:
             inner, target = show(f"{path}/{refused.relpath}"), show_raw(refused.target)
             message = f"{inner} (inside {show(path)}) is a symlink to {target}, {refused.reason}"
             return message, _LINK_HINTS[refused.reason]

@@ -107,55 +107,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("BG_DEBUG"))
     try:
-        parser = build_parser(_chosen_command(argv))
-        ns = _defaults(parser.parse_args(argv))
-        if not ns.command:
-            parser.print_help(sys.stderr)
-            return 2
-        if getattr(ns, "help_of", None) is not None:  # `-h` of a command naming the project's default
-            from buildgraph.commands._common import show_help
-
-            show_help(ns.help_of, ns.directory, ns.file)
-            return 0
-        module = COMMANDS[ns.command][0]
-        return int(_command_module(module).run(ns) or 0)
+        return _run_command(argv)
     except BuildfileError as exc:
-        for problem in exc.problems:
-            _say("error", problem.render())
-            if problem.hint:
-                _say("hint", problem.hint)
-        return exc.exit_status
+        return _buildfile_error(exc)
     except BgError as exc:
-        _say("error", exc.message)
-        if exc.hint:
-            _say("hint", exc.hint)
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        return exc.exit_status
+        return _bg_error(exc, debug)
     except KeyboardInterrupt:
         _say("error", "interrupted")
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line (and the traceback only when asked), always INTERNAL_ERROR
-        from buildgraph.diskfull import is_no_space, problem
+        return _unexpected_error(exc, debug)
 
-        if is_no_space(exc):  # a write no `writing(...)` names: still the user's full disk, not a bug
-            where = getattr(exc, "filename", None) or "."
-            found = problem(exc, f"'{where}'" if where != "." else "a file", where)
-            _say("error", found.message)
-            _say("hint", found.hint)
-            return found.exit_status
-        if debug:
-            import traceback
 
-            traceback.print_exc()
-        _say("error", f"internal error: {exc!r}")
-        if not debug:
-            _say("hint", "rerun with --debug for the traceback, and please report it")
-        return INTERNAL_ERROR
+def _run_command(argv: list[str]) -> int:
+    """Parse `argv` and run the command it names; its exit status."""
+    parser = build_parser(_chosen_command(argv))
+    ns = _defaults(parser.parse_args(argv))
+    if not ns.command:
+        parser.print_help(sys.stderr)
+        return 2
+    if getattr(ns, "help_of", None) is not None:  # `-h` of a command naming the project's default
+        from buildgraph.commands._common import show_help
+
+        show_help(ns.help_of, ns.directory, ns.file)
+        return 0
+    module = COMMANDS[ns.command][0]
+    return int(_command_module(module).run(ns) or 0)
+
+
+def _buildfile_error(exc: BuildfileError) -> int:
+    """Every problem found in the Buildfile, each with its hint."""
+    for problem in exc.problems:
+        _say("error", problem.render())
+        if problem.hint:
+            _say("hint", problem.hint)
+    return exc.exit_status
+
+
+def _bg_error(exc: BgError, debug: bool) -> int:
+    """A user-facing error: its message and hint (the traceback after them under --debug)."""
+    _say("error", exc.message)
+    if exc.hint:
+        _say("hint", exc.hint)
+    if debug:
+        _print_traceback()
+    return exc.exit_status
+
+
+def _unexpected_error(exc: Exception, debug: bool) -> int:
+    """Anything else is a bug in bg, except a full disk (the user's, whoever wrote)."""
+    from buildgraph.diskfull import is_no_space
+
+    if is_no_space(exc):  # a write no `writing(...)` names: still the user's full disk, not a bug
+        return _disk_full(exc)
+    if debug:
+        _print_traceback()
+    _say("error", f"internal error: {exc!r}")
+    if not debug:
+        _say("hint", "rerun with --debug for the traceback, and please report it")
+    return INTERNAL_ERROR
+
+
+def _disk_full(exc: Exception) -> int:
+    """A full disk no `diskfull.writing(...)` named: located by the failed call's filename."""
+    from buildgraph.diskfull import problem
+
+    where = getattr(exc, "filename", None) or "."
+    found = problem(exc, f"'{where}'" if where != "." else "a file", where)
+    _say("error", found.message)
+    _say("hint", found.hint)
+    return found.exit_status
+
+
+def _print_traceback() -> None:
+    """The traceback of the exception being handled (only under --debug)."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def _say(level: str, text: str) -> None:

@@ -25,7 +25,9 @@ from typing import Any
 from buildgraph.atomic import append_whole, atomic_write_text
 from buildgraph.diskfull import writing
 from buildgraph.stores.cache import ArtefactCache
-from buildgraph.stores.digests import Digest, DigestCache, Links, StrPath
+from buildgraph.stores.digests import DigestCache
+from buildgraph.stores.symlinks import Links
+from buildgraph.stores.tree import Digest, StrPath
 
 HISTORY_TRIM_BYTES = 8 << 20  # .bg/runs.jsonl is trimmed past this size …
 HISTORY_KEEP_RUNS = 100  # … to its last runs (far more than any sensible `keep_runs`)

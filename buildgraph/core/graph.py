@@ -164,35 +164,46 @@ def validate_graph(spec: Spec, file: str, graph: Graph | None = None) -> list[Pr
 
 
 def _reference_problems(spec: Spec, stage: Stage, images: list[str], file: str) -> list[Problem]:
-    where = at("stages", stage.name)
     if isinstance(stage, ImageStage):
-        if not isinstance(stage.base, StageRef):
-            return []
-        parent = stage.base.stage
-        if parent == stage.name:
-            return [
-                problem(
-                    file,
-                    at(where, "from"),
-                    f"'{parent}' is this stage itself",
-                    "a stage named like its base image hides that image: rename the stage, "
-                    f"or write the full reference (docker.io/library/{parent})",
-                )
-            ]
-        if parent not in spec.stages:
-            return []  # the parent stage itself is invalid: that problem is reported already
-        if isinstance(spec.stages[parent], RunStage):
-            return [
-                problem(
-                    file,
-                    at(where, "from"),
-                    f"'{parent}' is a run stage, not an image stage",
-                    "`from` names an image stage (one with `from`) or a registry image",
-                )
-            ]
+        return _base_problems(spec, stage, file)
+    return _image_problems(spec, stage, images, file)
+
+
+def _base_problems(spec: Spec, stage: ImageStage, file: str) -> list[Problem]:
+    """An image stage's `from` naming the stage itself, or a run stage."""
+    if not isinstance(stage.base, StageRef):
         return []
+    parent = stage.base.stage
+    where = at(at("stages", stage.name), "from")
+    if parent == stage.name:
+        return [
+            problem(
+                file,
+                where,
+                f"'{parent}' is this stage itself",
+                "a stage named like its base image hides that image: rename the stage, "
+                f"or write the full reference (docker.io/library/{parent})",
+            )
+        ]
+    if parent not in spec.stages:
+        return []  # the parent stage itself is invalid: that problem is reported already
+    if isinstance(spec.stages[parent], RunStage):
+        return [
+            problem(
+                file,
+                where,
+                f"'{parent}' is a run stage, not an image stage",
+                "`from` names an image stage (one with `from`) or a registry image",
+            )
+        ]
+    return []
+
+
+def _image_problems(spec: Spec, stage: RunStage, images: list[str], file: str) -> list[Problem]:
+    """A run stage's `image` naming no stage, or a run stage."""
     if not stage.image:
         return []
+    where = at(at("stages", stage.name), "image")
     target = spec.stages.get(stage.image)
     if target is None:
         match = closest(stage.image, images)
@@ -201,12 +212,12 @@ def _reference_problems(spec: Spec, stage: Stage, images: list[str], file: str) 
             if match
             else "declare it as an image stage, or leave `image` out to run on the host"
         )
-        return [problem(file, at(where, "image"), f"no stage named {show(stage.image)}", hint)]
+        return [problem(file, where, f"no stage named {show(stage.image)}", hint)]
     if isinstance(target, RunStage):
         return [
             problem(
                 file,
-                at(where, "image"),
+                where,
                 f"'{stage.image}' is a run stage, not an image stage",
                 "image stages: " + (", ".join(images) or "none (leave `image` out to run on the host)"),
             )

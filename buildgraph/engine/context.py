@@ -22,8 +22,8 @@ from buildgraph.executors.workdir import SpareFolders, recycle_below
 from buildgraph.lockfile import Lock
 from buildgraph.report import Reporter
 from buildgraph.stores.base import Store
-from buildgraph.stores.digests import Digest, StrPath
 from buildgraph.stores.link import LinkMode
+from buildgraph.stores.tree import Digest, StrPath
 
 if TYPE_CHECKING:
     from buildgraph.engine.image_step import Images

@@ -30,7 +30,7 @@ from buildgraph.engine.steps import Decided
 from buildgraph.errors import EnvironmentProblem, StageFailed
 from buildgraph.lines import LineSink
 from buildgraph.lockfile import Journal, Lock
-from buildgraph.stores.digests import Digest
+from buildgraph.stores.tree import Digest
 
 
 class ImageBackend(Protocol):

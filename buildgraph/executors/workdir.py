@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Literal
 
 from buildgraph.diskfull import is_no_space, problem, tree_bytes
-from buildgraph.stores.digests import Links, scan_tree
+from buildgraph.stores.symlinks import Links
+from buildgraph.stores.tree import scan_tree
 
 LinkMode = Literal["auto", "hardlink", "copy"]
 LINK_MODES: tuple[str, ...] = ("auto", "hardlink", "copy")

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from buildgraph.stores.digests import Digest
 from buildgraph.stores.link import LinkMode
+from buildgraph.stores.tree import Digest
 
 OutputRecord = Digest  # what a stored output is: same kinds, digests and trees as a workspace path
 RecordLike = OutputRecord | Mapping[str, Any]

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from buildgraph.stores.base import OutputRecord, RecordLike
-from buildgraph.stores.digests import LINK_MODE, Digest
 from buildgraph.stores.link import LinkMode, remove_path, swap_into_place, temp_sibling
 from buildgraph.stores.outputs import manifest_objects, record_objects, scan_output
+from buildgraph.stores.tree import LINK_MODE, Digest
 
 
 class MemoryStore:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
-from buildgraph.stores.digests import LINK_MODE, Digest
+from buildgraph.stores.tree import LINK_MODE, Digest
 
 LinkMode = Literal["auto", "hardlink", "copy"]
 LINK_MODES = ("auto", "hardlink", "copy")

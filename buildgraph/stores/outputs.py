@@ -15,15 +15,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from buildgraph.stores.base import OutputRecord
-from buildgraph.stores.digests import (
-    Digest,
-    LinkRefused,
-    Links,
-    dir_digest,
-    hash_file,
-    scan_tree,
-    walk_tree,
-)
+from buildgraph.stores.symlinks import LinkRefused, Links
+from buildgraph.stores.tree import Digest, dir_digest, hash_file, scan_tree, walk_tree
 
 
 class UnsafeOutput(ValueError):
