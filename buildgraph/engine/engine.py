@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from buildgraph import stage_secrets
 from buildgraph.core.graph import Graph
 from buildgraph.core.plan import Decision
-from buildgraph.core.spec import RunStage, Spec
+from buildgraph.core.spec import ImageStage, RunStage, Spec
 from buildgraph.engine.builder import Builder
 from buildgraph.engine.context import Context, Files, Options, Scratch, host_fingerprint
-from buildgraph.engine.image_step import ImageBackend, Images, ImageStep
 from buildgraph.engine.outcome import Summary
 from buildgraph.engine.run_step import RunStep
 from buildgraph.engine.steps import Decided, Step
@@ -31,6 +31,9 @@ from buildgraph.executors.base import Executor
 from buildgraph.lockfile import Lock, current
 from buildgraph.report import Reporter
 from buildgraph.stores.base import Store
+
+if TYPE_CHECKING:  # image steps are imported only by a selection holding an image stage
+    from buildgraph.engine.image_step import ImageBackend
 
 
 class Engine:
@@ -88,6 +91,8 @@ class Engine:
         if self.ctx.images is None and not all(is_run[n] for n in names):
             if self._image_backend is None:
                 raise EnvironmentProblem("this selection holds image stages, and this engine has no Docker")
+            from buildgraph.engine.image_step import Images
+
             self.ctx.images = Images(self._image_backend(), spec, self.ctx.lock, self.ctx.options)
         return names
 
@@ -95,7 +100,7 @@ class Engine:
         """The step of stage `name`: the one place a stage's kind chooses its step's class."""
         if name not in self._steps:
             stage = self.ctx.spec.stages[name]
-            made = RunStep(stage, self.ctx) if isinstance(stage, RunStage) else ImageStep(stage, self.ctx)
+            made = RunStep(stage, self.ctx) if isinstance(stage, RunStage) else _image_step(stage, self.ctx)
             self._steps[name] = made
         return self._steps[name]
 
@@ -144,3 +149,9 @@ class Engine:
             will_run = {d.stage for d in self.status(selected) if d.action == "run"}
             self.ctx.settled.clear()  # status's guesses; the walk records what really happens
             stage_secrets.require({s: names for s, names in missing.items() if s in will_run})
+
+
+def _image_step(stage: ImageStage, ctx: Context) -> Step:
+    from buildgraph.engine.image_step import ImageStep  # not imported by a host-only run
+
+    return ImageStep(stage, ctx)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buildgraph.core.keys import KEY_VERSION
 from buildgraph.errors import EnvironmentProblem
-from buildgraph.records import LockEntry, Manifest, RecordError
+from buildgraph.records.errors import RecordError
+from buildgraph.records.lock_entry import LockEntry
+
+if TYPE_CHECKING:
+    from buildgraph.records.manifest import Manifest
 
 
 class _Manifests(Protocol):
@@ -37,6 +41,8 @@ def run_manifest(
     run_id: str,
 ) -> Manifest:
     """What one successful execution of a run stage produced, under its key."""
+    from buildgraph.records.manifest import Manifest  # not imported by a run that stores nothing
+
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return Manifest(key, stage, material, outputs, log, 0, round(duration, 3), finished, executor, run_id)
 
@@ -56,6 +62,8 @@ def manifest(store: _Manifests, key: str, verify: bool = True) -> Manifest | Non
     data = store.get_manifest(key, verify=verify)
     if data is None:
         return None
+    from buildgraph.records.manifest import Manifest
+
     try:
         return Manifest.from_json(data)
     except RecordError:

@@ -10,8 +10,21 @@ manifest is a cache miss).
 
 from __future__ import annotations
 
-from buildgraph.records.errors import RecordError
-from buildgraph.records.lock_entry import LockEntry
-from buildgraph.records.manifest import Manifest
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from buildgraph.records.errors import RecordError
+    from buildgraph.records.lock_entry import LockEntry
+    from buildgraph.records.manifest import Manifest
 
 __all__ = ["LockEntry", "Manifest", "RecordError"]
+_HOMES = {"LockEntry": "lock_entry", "Manifest": "manifest", "RecordError": "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    """Each record's module is imported when first named: a null run reads lock entries and
+    never a manifest, and a dataclass costs about a millisecond to make."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"buildgraph.records.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'buildgraph.records' has no attribute {name!r}")
