@@ -63,6 +63,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         if only is None or name == only:
             _command_module(module).add_parser(sub, common, name, help_text)
+    if "shell-init" in sub.choices:  # its function dispatches these names; commands never import the CLI
+        sub.choices["shell-init"].set_defaults(command_names=tuple(COMMANDS))
     return parser
 
 
@@ -96,7 +98,6 @@ def _defaults(ns: argparse.Namespace) -> argparse.Namespace:
         ("arg", []),
         ("quiet", False),
         ("debug", False),
-        ("command_names", tuple(COMMANDS)),  # for `shell-init`: commands never import the CLI
     ):
         if not hasattr(ns, name):
             setattr(ns, name, value)

@@ -46,7 +46,6 @@ class NoSpace(EnvironmentProblem):
             hint=f"free space on {mount} (`bg gc` deletes cached artefacts nothing uses) and run the "
             "command again; completed stages are kept",
         )
-        self.what, self.needed, self.mount = what, needed, mount
 
 
 def is_no_space(error: BaseException) -> bool:

@@ -7,7 +7,7 @@
     builder.py     the loop: ready steps to workers within `-j` and the GPU pool, outcomes back
     engine.py      selects a run's steps, answers `bg status`, runs a `Builder`
     context.py     options and what the steps share: `Files`, the store, the executor …
-    outcome.py     `Outcome`, `StepStatus`, `Summary`;  records.py  the manifest and lock entry
+    outcome.py     `Outcome`, `StepStatus`, `Summary`;  recorded.py  typed records ↔ JSON
     slots.py       the `-j` command slots and the GPU pool
 """
 

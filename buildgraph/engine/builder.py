@@ -63,6 +63,12 @@ class Builder:
             raise Interrupted(
                 "interrupted; completed stages were recorded", hint="run `bg run` again to resume"
             ) from None
+        except Exception as exc:
+            if exc is not self.error:  # raised here (deciding, a secret, a pull): workers still wait
+                self.slots.stop()  # for a slot; none may start after the run has failed
+                for future in list(self.running):
+                    self._settle(future.result())
+            raise
         finally:
             self._close()
         return self.summary
@@ -101,7 +107,7 @@ class Builder:
             if decided.decision.action == "skip":
                 self._settle(self._skipped(step, decided))
                 continue
-            if decided.decision.action == "run":
+            if decided.decision.action in ("run", "build"):
                 stage_secrets.require({step.name: step.missing_secrets()})
             self.ctx.scratch.make()
             self.slots.queue()

@@ -141,12 +141,12 @@ class Engine:
         return summary
 
     def _check_secrets(self, selected: list[str]) -> None:
-        """Fail before running anything when a step that will run needs a secret that is not set.
+        """Fail before running anything when a step that will run or build needs an unset secret.
         A stage that is up to date or restored needs none: deciding is cheap, and done only
         when some secret is missing. (A step that turns out to run later is checked again.)"""
         missing = {name: found for name in selected if (found := self.step(name).missing_secrets())}
         if missing:
-            will_run = {d.stage for d in self.status(selected) if d.action == "run"}
+            will_run = {d.stage for d in self.status(selected) if d.action in ("run", "build")}
             self.ctx.settled.clear()  # status's guesses; the walk records what really happens
             stage_secrets.require({s: names for s, names in missing.items() if s in will_run})
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from buildgraph import stage_secrets
+from buildgraph.core.bases import base_alternatives
 from buildgraph.core.keys import image_material, key_of
 from buildgraph.core.plan import Observed, decide
 from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
-from buildgraph.core.suggest import base_alternatives
 from buildgraph.engine import recorded
 from buildgraph.engine.context import Context, Options
 from buildgraph.engine.outcome import Outcome, StepStatus, not_the_stages_fault
@@ -159,7 +159,7 @@ class ImageStep:
         return 0
 
     def missing_secrets(self) -> list[str]:
-        return []  # a build's secrets are checked when it builds (`stage_secrets.temporary_files`)
+        return stage_secrets.missing(self.stage.secrets)
 
     def planned(self, decided: Decided) -> dict[str, str] | None:
         return None

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from buildgraph.diskfull import is_no_space, problem, tree_bytes
+from buildgraph.diskfull import tree_bytes, writing
 from buildgraph.stores.symlinks import Links
 from buildgraph.stores.tree import scan_tree
 
@@ -104,14 +104,12 @@ def stage_inputs(
     snapshot = InputSnapshot()
     for relpath, source in inputs:
         name = safe_relpath(relpath)
-        try:
-            _place(os.fspath(source), name, folders, link, snapshot)
+        try:  # a full disk is not the stage's fault: bg stops with NoSpace (exit 3)
+            with writing(f"input '{name}' into a scratch folder", root, partial(tree_bytes, source)):
+                _place(os.fspath(source), name, folders, link, snapshot)
         except FileNotFoundError as exc:
             raise StagingError(f"input '{name}' does not exist ({exc.filename})") from exc
         except OSError as exc:
-            if is_no_space(exc):  # not the stage's fault: bg stops with NoSpace (exit 3)
-                needed = partial(tree_bytes, source)
-                raise problem(exc, f"input '{name}' into a scratch folder", root, needed) from None
             raise StagingError(f"could not stage input '{name}': {exc.strerror or exc}") from exc
     for output in outputs:
         folders.parent_of(safe_relpath(output))

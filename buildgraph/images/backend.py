@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buildgraph.core.spec import DebianBase, ImageStage
 from buildgraph.lines import LineSink
+
+if TYPE_CHECKING:
+    from buildgraph.images.builder import DockerImages
 
 
 class DockerBackend:
@@ -27,17 +30,20 @@ class DockerBackend:
 
     @property
     def client(self) -> Any:
+        return self._sdk_images().client
+
+    def _sdk_images(self) -> DockerImages:
+        """The SDK-backed image calls, with a client made on first use (null runs make none)."""
         if self.images.client is None:
             self.images.client = self._client_factory()
-        return self.images.client
+        return self.images
 
     def tag(self, stage: str, key: str) -> str:
         return self.images.tag_for(stage, key)
 
     def has_image(self, stage: str, key: str) -> bool:
         if self.api is None:
-            self.images.client = self.client
-            return self.images.exists(stage, key)
+            return self._sdk_images().exists(stage, key)
         from buildgraph.images.builder import KEY_LABEL
 
         labels = self.api.image_labels(self.tag(stage, key))
@@ -56,8 +62,7 @@ class DockerBackend:
         return True
 
     def pin(self, reference: str, pull: bool = False, on_line: LineSink | None = None) -> str:
-        self.images.client = self.client
-        return self.images.resolve_base(reference, pull=pull, on_line=on_line)
+        return self._sdk_images().resolve_base(reference, pull=pull, on_line=on_line)
 
     def build(
         self,
@@ -69,8 +74,7 @@ class DockerBackend:
         on_line: LineSink | None,
         secrets: Mapping[str, Path],
     ) -> None:
-        self.images.client = self.client
-        self.images.build(stage, key, parent, context, args, on_line, secrets=secrets)
+        self._sdk_images().build(stage, key, parent, context, args, on_line, secrets=secrets)
 
     def debian_base(self, base: DebianBase, on_line: LineSink | None) -> str:
         from buildgraph.images.debian import debian_base, debian_key

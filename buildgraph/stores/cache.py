@@ -38,10 +38,8 @@ from buildgraph.stores.link import (
 from buildgraph.stores.objects import CorruptObject, ObjectStore
 from buildgraph.stores.outputs import (  # re-exported: the cache's own vocabulary
     UnsafeOutput,
-    check_output,
     manifest_objects,
     record_objects,
-    scan_output,
 )
 from buildgraph.stores.statdb import Warn
 from buildgraph.stores.symlinks import lexical_target
@@ -53,10 +51,8 @@ __all__ = [
     "GcReport",
     "OutputRecord",
     "UnsafeOutput",
-    "check_output",
     "manifest_objects",
     "record_objects",
-    "scan_output",
 ]
 
 _KEY = re.compile(r"[0-9a-f]{8,128}")

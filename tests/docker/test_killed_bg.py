@@ -44,6 +44,12 @@ outputs = ["slow.txt"]
 """
 
 
+# The guardian removes containers the moment bg dies (well under the issue's 5 s here); the bound
+# is wider so a loaded engine cannot fail CI. The proof that *the guardian* did it, not a later
+# reap, is the next run's output, which must not mention a container left by a killed bg.
+GONE_WITHIN = 30.0
+
+
 @pytest.fixture
 def project(tmp_path: Path, tiny_base: str) -> Path:
     (tmp_path / "Buildfile.toml").write_text(BUILDFILE)
@@ -108,8 +114,8 @@ def test_a_sigkilled_bg_leaves_no_running_container_and_the_next_run_redoes_that
     finally:
         bg.send_signal(signal.SIGKILL)
         bg.wait(timeout=30)
-    wait_for(lambda: not owned_by(bg.pid), 5, "the killed bg's container to go")
-    wait_for(lambda: no_guardian_file(bg.pid), 5, "the guardian to remove its list")
+    wait_for(lambda: not owned_by(bg.pid), GONE_WITHIN, "the killed bg's container to go")
+    wait_for(lambda: no_guardian_file(bg.pid), GONE_WITHIN, "the guardian to remove its list")
 
     done, output = statuses(project)  # nap back to 0: the same stage, quick now
     assert done == {"base": "skipped", "first": "skipped", "slow": "done"}
@@ -122,8 +128,8 @@ def test_a_bg_killed_before_its_container_started_leaves_nothing(
 ) -> None:
     bg = spawn(project, env={"BG_CRASH_AT": "container-created"})
     assert bg.wait(timeout=300) == -signal.SIGKILL, (project / "bg.log").read_text()
-    wait_for(lambda: not owned_by(bg.pid), 5, "the created container to go")
-    wait_for(lambda: no_guardian_file(bg.pid), 5, "the guardian to remove its list")
+    wait_for(lambda: not owned_by(bg.pid), GONE_WITHIN, "the created container to go")
+    wait_for(lambda: no_guardian_file(bg.pid), GONE_WITHIN, "the guardian to remove its list")
 
     done, output = statuses(project)
     assert done == {"base": "skipped", "first": "done", "slow": "done"}

@@ -316,6 +316,37 @@ def test_a_gpu_step_waits_for_the_pool_while_a_free_slot_runs_other_work(tmp_pat
     assert {dict(job.env).get("CUDA_VISIBLE_DEVICES") for job in project.fake.jobs if job.gpus} == {"0"}
 
 
+FOUR = "[project]\nname = \"four\"\n" + "".join(
+    f'[stages.{n}]\ncommand = "make {n}"\noutputs = ["{n}.txt"]\n' for n in ("a", "x", "b", "c")
+)
+
+
+def test_an_error_while_deciding_stops_the_run_before_a_waiting_step_starts(tmp_path: Path) -> None:
+    """a and x hold both slots, b waits for one, then deciding c fails on the builder's thread:
+    the run stops there — b never starts, though a and x finishing free the slots it waits for."""
+    deciding = threading.Event()
+
+    def behaviour(job: Job, workdir: Path) -> int:
+        if job.stage in ("a", "x"):
+            assert deciding.wait(timeout=60), "c was never decided while a and x ran"
+        return default_behaviour(job, workdir)
+
+    def broken_decide() -> Any:
+        deciding.set()  # a and x may finish now: only the stop keeps b from their slots
+        raise RuntimeError("a bug while deciding")
+
+    project = Project(tmp_path, FOUR, behaviour)
+    try:
+        engine = project.engine(jobs=2)
+        engine.step("c").decide = broken_decide  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="a bug while deciding"):
+            engine.run([])
+    finally:
+        project.close()
+    assert sorted(project.fake.stages) == ["a", "x"], "b, waiting for a slot, never started"
+    assert set(project.recorded()) == {"a", "x"}, "what completed before the error is recorded"
+
+
 SECRET = """
 [project]
 name = "secret"
