@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a Docker engine available for the docker tests, idempotently:
 #   - install docker.io (engine + a docker CLI with BuildKit) and mmdebstrap (offline
-#     Debian bases) when missing, and zsh and fish (the `bg shell-init` tests need them);
+#     Debian bases) when missing, zsh and fish (the `bg shell-init` tests need them) and
+#     faketime (the clock knob of `bg audit --vary`);
 #   - start dockerd in the background when no daemon answers, and wait for it (≤ 60 s);
 #   - print `docker version`.
 # Safe to run again: it changes nothing when everything is already there and running.
@@ -15,6 +16,7 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v fish >/dev/null 2>&1 || missing+=(fish)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)  # `bg audit --vary` turns the clock with it
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq

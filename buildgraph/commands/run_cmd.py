@@ -28,6 +28,12 @@ def add_parser(
     p.add_argument(
         "--pull", action="store_true", help="ask the registry again for the digests of base images"
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="rerun the targets (which have a cached result) and fail if an output differs; store nothing",
+    )
+    p.add_argument("--report", metavar="DIR", help="with --check: write DIR/audit.md and the diff images")
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -39,6 +45,10 @@ def run(ns: argparse.Namespace) -> int:
     check_targets(project, ns.force)
     if ns.jobs < 1:
         raise UsageError(f"-j {ns.jobs}: expected at least 1")
+    if ns.check:
+        return _check(project, targets, ns)
+    if ns.report:
+        raise UsageError("--report goes with --check (or `bg audit --report DIR`)")
     if ns.dry_run:
         from buildgraph.commands.status_cmd import show
 
@@ -58,6 +68,31 @@ def run(ns: argparse.Namespace) -> int:
             hint=first.hint or "fix it and run `bg run` again; completed stages are kept",
         )
     return 0
+
+
+def _check(project: object, targets: list[str], ns: argparse.Namespace) -> int:
+    """`bg run --check STAGE…` (nix build --check): each target rerun against the cached result of
+    its current key, in a scratch area; nothing is stored. An audit with other subjects."""
+    from buildgraph.audit.subjects import checked_subjects
+    from buildgraph.commands.audit_cmd import audit_and_report, quiet_progress
+    from buildgraph.commands.session import Session
+    from buildgraph.errors import UsageError
+
+    if not targets:
+        raise UsageError("--check needs the stages to check", hint="for example `bg run --check train`")
+    spec = project.spec  # type: ignore[attr-defined]
+    images = [t for t in targets if getattr(spec.stages[t], "kind", "") != "run"]
+    if images:
+        raise UsageError(f"--check reruns run stages; '{images[0]}' is an image stage")
+    _sigterm_interrupts()
+    with Session(project, ns, shared=True) as session:  # type: ignore[arg-type]
+        quiet_progress(session, ns)
+        engine = session.engine()
+        decided = {d.stage: d for d in engine.status(targets)}
+        keys = {t: decided[t].key for t in targets}
+        subjects = checked_subjects(spec, keys, session.ws.cache)
+        executor = "docker" if engine.ctx.options.in_images else "local"
+        return audit_and_report(session, engine.lock, subjects, ns, executor)
 
 
 def _sigterm_interrupts() -> None:

@@ -8,6 +8,8 @@ carries the key (`bg/<project>/<stage>:<key[:32]>` with the key as a label).
 
 Registry bases are pinned: the first resolution records `repo@sha256:…` in the lock and
 later runs reuse that digest until `--pull` asks the registry again; `bg status` never pulls.
+Offline Debian bases likewise: the lock records every package version a build installed (and
+the tar's sha256), and a later build of the same base installs those versions until `--pull`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Protocol
 
 from buildgraph import stage_secrets
 from buildgraph.core.bases import base_alternatives
-from buildgraph.core.keys import image_material, key_of
+from buildgraph.core.keys import base_material, image_material, key_of
 from buildgraph.core.plan import Observed, decide
 from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
 from buildgraph.engine import recorded
@@ -30,6 +32,7 @@ from buildgraph.engine.steps import Decided
 from buildgraph.errors import EnvironmentProblem, StageFailed
 from buildgraph.lines import LineSink
 from buildgraph.lockfile import Journal, Lock
+from buildgraph.records.debian_base import DebianRecord
 from buildgraph.stores.tree import Digest
 
 
@@ -67,8 +70,11 @@ class ImageBackend(Protocol):
         """Build and tag the image; StageFailed when an instruction fails."""
         ...
 
-    def debian_base(self, base: DebianBase, on_line: LineSink | None) -> str:
-        """The reference of an offline Debian base, built first if absent."""
+    def debian_base(
+        self, base: DebianBase, on_line: LineSink | None, pins: Mapping[str, str] | None = None
+    ) -> tuple[str, DebianRecord | None]:
+        """The reference of an offline Debian base, built first (at `pins`, name → version, when
+        given) if absent, and what it holds (None when it does not say)."""
         ...
 
 
@@ -80,6 +86,7 @@ class Images:
         self.backend, self.spec, self.lock, self.options = backend, spec, lock, options
         self.keys: dict[str, str] = {}
         self._resolved: dict[str, str] = {}
+        self.debian: dict[str, DebianRecord | None] = {}  # stage → what its Debian base holds
 
     def tag(self, stage: str) -> str:
         return self.backend.tag(stage, self.keys[stage])
@@ -133,7 +140,18 @@ class Images:
         if isinstance(base, ImageRef):
             return self._resolved[base.reference]
         assert isinstance(base, DebianBase)
-        return self.backend.debian_base(base, on_line)
+        tag, self.debian[stage.name] = self.backend.debian_base(base, on_line, self._debian_pins(stage))
+        return tag
+
+    def _debian_pins(self, stage: ImageStage) -> dict[str, str]:
+        """The versions the lock recorded for this same base (suite, packages, mirror), so that
+        another machine installs what the first one did; none under `--pull` (ask the mirror)."""
+        locked = recorded.entry(self.lock, stage.name)
+        if self.options.pull or locked is None or locked.debian is None:
+            return {}
+        if locked.material.get("base") != base_material(stage, {}, {}):
+            return {}  # another package set: the old versions need not fit together
+        return dict(locked.debian.packages)
 
 
 class ImageStep:
@@ -205,7 +223,8 @@ class ImageStep:
 
     def _entry(self, decided: Decided) -> dict[str, Any]:
         tag = self.images.tag(self.name)
-        return recorded.image_entry(decided.decision.key, decided.material, tag).to_json()
+        debian = self.images.debian.get(self.name)  # known only when this run built the stage
+        return recorded.image_entry(decided.decision.key, decided.material, tag, debian).to_json()
 
 
 class _Listings(Protocol):

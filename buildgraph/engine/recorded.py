@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from buildgraph.core.keys import KEY_VERSION
 from buildgraph.errors import EnvironmentProblem
+from buildgraph.records.debian_base import DebianRecord
 from buildgraph.records.errors import RecordError
 from buildgraph.records.lock_entry import LockEntry
 
@@ -39,22 +40,42 @@ def run_manifest(
     duration: float,
     executor: str,
     run_id: str,
+    environment: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """What one successful execution of a run stage produced, under its key."""
+    """What one successful execution of a run stage produced, under its key: where it ran and
+    its provenance statement included."""
     from buildgraph.records.manifest import Manifest  # not imported by a run that stores nothing
 
-    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return Manifest(key, stage, material, outputs, log, 0, round(duration, 3), finished, executor, run_id)
+    finished = utc(time.time())
+    return Manifest(
+        key, stage, material, outputs, log, 0, round(duration, 3), finished, executor, run_id,
+        environment=dict(environment or {}), provenance=provenance,
+    )
 
 
-def run_entry(key: str, material: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]]) -> LockEntry:
-    """A run stage's lock entry: its key, what the key came from, and its outputs' digests."""
-    return LockEntry.for_run(key, KEY_VERSION, material, outputs)
+def utc(seconds: float) -> str:
+    """A time as records write it: UTC, RFC 3339 to the second (`2026-12-01T22:38:30Z`)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def image_entry(key: str, material: Mapping[str, Any], tag: str) -> LockEntry:
-    """An image stage's lock entry: a tag, no image id (ids differ from engine to engine)."""
-    return LockEntry.for_image(key, material, tag)
+def run_entry(
+    key: str,
+    material: Mapping[str, Any],
+    outputs: Mapping[str, Mapping[str, Any]],
+    environment: Mapping[str, Any] | None = None,
+) -> LockEntry:
+    """A run stage's lock entry: its key, what the key came from, its outputs' digests, and the
+    fingerprint of the environment that made them (of the run that made a restored result)."""
+    return LockEntry.for_run(key, KEY_VERSION, material, outputs, environment)
+
+
+def image_entry(
+    key: str, material: Mapping[str, Any], tag: str, debian: DebianRecord | None = None
+) -> LockEntry:
+    """An image stage's lock entry: a tag, no image id (ids differ from engine to engine), and
+    for a stage on an offline Debian base what that base holds."""
+    return LockEntry.for_image(key, material, tag, debian)
 
 
 def manifest(store: _Manifests, key: str, verify: bool = True) -> Manifest | None:

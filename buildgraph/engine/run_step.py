@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from buildgraph import faults, gpus, stage_secrets
-from buildgraph.core.keys import key_of, run_material
+from buildgraph.core.keys import KEY_VERSION, key_of, run_material
 from buildgraph.core.plan import Decision, Observed, decide
-from buildgraph.core.spec import RunStage
+from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, RunStage, StageRef
 from buildgraph.diskfull import tree_bytes, writing
 from buildgraph.engine import recorded
 from buildgraph.engine.context import Context
@@ -38,6 +38,7 @@ from buildgraph.lockfile import Journal
 from buildgraph.stores.outputs import UnsafeOutput, check_output
 
 Records = dict[str, dict[str, Any]]  # output path → the store's record of it
+Times = tuple[float, float]  # when the command started and finished (seconds since the epoch)
 
 
 class RunStep:
@@ -115,7 +116,8 @@ class RunStep:
         if manifest is None:
             return None
         self._materialise(manifest.outputs)
-        journal.record(self.name, recorded.run_entry(key, decided.material, manifest.outputs).to_json())
+        entry = recorded.run_entry(key, decided.material, manifest.outputs, manifest.environment)
+        journal.record(self.name, entry.to_json())
         return manifest.digests()
 
     def _run(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
@@ -126,7 +128,9 @@ class RunStep:
         rel_log = ctx.rel(log_path)
         try:
             on_line = lambda line: ctx.reporter.line(name, line)  # noqa: E731
+            started = time.time()  # wall-clock times for the provenance (durations are monotonic)
             result = ctx.executor.run(job, on_line=on_line, cancel=ctx.cancel)
+            times = (started, time.time())
             failed = self._failure(decision, job, result, rel_log)
             if failed is not None:
                 return failed
@@ -135,10 +139,10 @@ class RunStep:
             if refused:  # checked before anything is stored: nothing of the step is kept
                 log = rel_log if log_path.exists() else ""
                 return Outcome(name, StepStatus.FAILED, decision, result.duration, refused, log)
-            outputs = self._store(decided, result.output_root, log_path, result.duration)
+            outputs = self._store(decided, result, log_path, times)
         finally:
             ctx.scratch.keep(scratch)
-        entry = recorded.run_entry(decision.key, decided.material, outputs)
+        entry = recorded.run_entry(decision.key, decided.material, outputs, result.environment)
         journal.record(name, entry.to_json())
         return Outcome(name, StepStatus.DONE, decision, result.duration, "", rel_log, entry.digests())
 
@@ -201,8 +205,8 @@ class RunStep:
         return undeclared_input_hint(self.name, lines, self.stage.inputs, exists, roots)
 
     # ---------------------------------------------------------------- storing
-    def _store(self, decided: Decided, output_root: Path, log_path: Path, duration: float) -> Records:
-        store, name, key = self.ctx.store, self.name, decided.decision.key
+    def _store(self, decided: Decided, result: Result, log_path: Path, times: Times) -> Records:
+        store, name, key, output_root = self.ctx.store, self.name, decided.decision.key, result.output_root
         outputs: Records = {}
         for o in self.stage.outputs:  # a full disk: no manifest, so the step reruns (stray objects: gc)
             source = output_root / o.path
@@ -212,14 +216,63 @@ class RunStep:
         faults.point("before-manifest")  # objects stored, manifest not yet written
         with writing(f"the log of stage '{name}' into the cache", store.root, partial(tree_bytes, log_path)):
             log = store.put_log(log_path)
+        statement = self._provenance(decided, outputs, log, result.environment, times)
         manifest = recorded.run_manifest(
-            key, name, decided.material, outputs, log, duration, self.ctx.executor.name, self.ctx.run_id
+            key, name, decided.material, outputs, log, result.duration, self.ctx.executor.name,
+            self.ctx.run_id, result.environment, statement,
         )
         document = manifest.to_json()
         with writing(f"the run manifest of stage '{name}'", store.root, lambda: len(json.dumps(document))):
             store.put_manifest(key, document)
         self._materialise(outputs)
         return outputs
+
+    def _provenance(
+        self, decided: Decided, outputs: Records, log: str, environment: Mapping[str, Any], times: Times
+    ) -> dict[str, Any]:
+        """The in-toto Statement of this run (records/provenance.py; docs/provenance.md)."""
+        from buildgraph import __version__
+        from buildgraph.records.provenance import Run, statement
+
+        files, sources = self.ctx.files, self._input_sources()
+        run = Run(
+            stage=self.name,
+            key=decided.decision.key,
+            key_version=KEY_VERSION,
+            material=decided.material,
+            outputs=outputs,
+            environment=environment,
+            executor=self.ctx.executor.name,
+            started=recorded.utc(times[0]),
+            finished=recorded.utc(times[1]),
+            invocation=f"{self.ctx.run_id}/{self.name}",
+            version=__version__,
+            log=log,
+            producers={path: producer for path, producer in sources if producer is not None},
+            dir_inputs=frozenset(path for path, _ in sources if files.path(path).is_dir()),
+            secrets=self.stage.secrets,
+            base=self._image_base(),
+        )
+        return statement(run)
+
+    def _image_base(self) -> dict[str, Any] | None:
+        """What the image the command ran in is built on, followed through parent stages: a
+        registry image with its pinned digest, or an offline Debian base (with its locked tarball
+        digest when the lock has one). None on the host."""
+        images, spec = self.ctx.images, self.ctx.spec
+        if images is None or not self.ctx.options.in_images or not self.stage.image:
+            return None
+        stage = spec.stages[self.stage.image]
+        while isinstance(stage, ImageStage) and isinstance(stage.base, StageRef):
+            stage = spec.stages[stage.base.stage]
+        if not isinstance(stage, ImageStage):
+            return None
+        base = stage.base
+        if isinstance(base, ImageRef):
+            return {"image": base.reference, "digest": images.resolve(stage).get(base.reference, "")}
+        assert isinstance(base, DebianBase)
+        tar = ((self.ctx.lock.get(stage.name) or {}).get("debian") or {}).get("tar", "")
+        return {"debian": base.suite, "packages": sorted(base.packages), "mirror": base.mirror, "tar": tar}
 
     def _materialise(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
         files = self.ctx.files

@@ -45,6 +45,7 @@ class Job:
     shm_size: str = ""
     secrets: tuple[tuple[str, Path], ...] = ()  # (name, file holding the value)
     workdir: str = "/work"  # container-side project root (docker only)
+    hostname: str = ""  # the container's hostname ("" = the engine's choice; docker only)
 
 
 @dataclass
@@ -55,6 +56,9 @@ class Result:
     log_path: Path
     error: str = ""  # executor-level failure (timeout, undeclared input, missing output …)
     interrupted: bool = False
+    # where the command ran (executors/fingerprint.py): python, torch, cuda, gpu, os …; {} when
+    # it did not start
+    environment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -61,6 +61,8 @@ class DockerExecutor:
         self.poll_interval = poll_interval
         self._guardian: Guardian | None = None  # made with the first container (a null run needs none)
         self._guardian_lock = threading.Lock()
+        self._images: dict[str, dict[str, Any]] = {}  # image id → its probed environment
+        self._images_lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the guardian; close the client this executor opened itself (not one it was given)."""
@@ -96,7 +98,46 @@ class DockerExecutor:
                 watchdog.finish()
                 remove(container)
                 _remove_stubs(stubs)
-        return _result(job, out, status, time.monotonic() - start, watchdog)
+        result = _result(job, out, status, time.monotonic() - start, watchdog)
+        result.environment = self.environment(job, str(container.attrs.get("Image", "")))
+        return result
+
+    def environment(self, job: Job, image_id: str) -> dict[str, Any]:
+        """Where `job` ran: its image, probed once per image id (a container of its own), and
+        the host's GPU model and driver when the job was given GPUs."""
+        from buildgraph.executors import fingerprint
+
+        with self._images_lock:
+            if image_id not in self._images:
+                self._images[image_id] = {**self._probe(job, image_id), **fingerprint.host_gpus()}
+        found = {**self._images[image_id], "image": job.image, "image_id": image_id}
+        return fingerprint.for_job(found, self.name, dict(job.env), job.gpus not in (None, 0, ()))
+
+    def _probe(self, job: Job, image_id: str) -> dict[str, Any]:
+        """The probe's answer in `image_id`, confined like a job; an image the probe cannot
+        run in (no `sh`) has an unknown environment, which fails no job."""
+        from buildgraph.executors.fingerprint import PROBE_ARGV, PROBE_TIMEOUT, parse_probe
+
+        output = b""
+        with self._guarded(job) as name:
+            try:
+                container = self.client.containers.create(
+                    image_id, list(PROBE_ARGV[1:]), entrypoint=[PROBE_ARGV[0]], name=name,
+                    user=self.user, network_mode="none", environment={"HOME": "/tmp"},
+                    cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                    labels=owner_labels(job.run_id, job.stage),
+                )
+            except Exception:  # docker.errors.APIError, and whatever the SDK raises for an odd image
+                return parse_probe("")
+            try:
+                container.start()
+                container.wait(timeout=PROBE_TIMEOUT)
+                output = container.logs(stdout=True, stderr=False)
+            except Exception:
+                pass  # unknown environment (see above)
+            finally:
+                remove(container)
+        return parse_probe(output.decode("utf-8", "replace"))
 
     @contextlib.contextmanager
     def _guarded(self, job: Job) -> Iterator[str]:
@@ -125,6 +166,8 @@ class DockerExecutor:
 
     def _create(self, job: Job, out: Path, name: str) -> Any:
         kwargs = job_policy(job, out, self.user).sdk_kwargs()
+        if job.hostname:  # `bg audit --vary`
+            kwargs["hostname"] = job.hostname
         try:
             return self.client.containers.create(
                 job.image, shell_argv(job.command), name=name, detach=True, **kwargs

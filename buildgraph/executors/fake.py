@@ -24,8 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from buildgraph.executors.base import Cancel, Job, Result
+from buildgraph.executors.fingerprint import for_job
 from buildgraph.executors.workdir import (
     NOT_STARTED,
     StagingError,
@@ -38,6 +40,21 @@ from buildgraph.executors.workdir import (
 from buildgraph.lines import LineSink
 
 Behaviour = Callable[[Job, Path], int]  # (job, working directory) -> exit status
+
+# where every fake job "ran" (executors/fingerprint.py's shape), the job's thread settings added
+ENVIRONMENT: dict[str, Any] = {
+    "executor": "fake",
+    "python": "3.11.0",
+    "torch": None,
+    "cuda": None,
+    "gpu": None,
+    "driver": None,
+    "cpus": 1,
+    "threads": {},
+    "os": "Fake OS 1",
+    "machine": "fake",
+    "kernel": "fake",
+}
 
 
 def inputs_digest(job: Job) -> str:
@@ -94,7 +111,8 @@ class FakeExecutor:
 
         def result(status: int, error: str = "", interrupted: bool = False) -> Result:
             duration = time.monotonic() - started
-            return Result(status, workdir, duration, job.log_path, error=error, interrupted=interrupted)
+            found = for_job(ENVIRONMENT, self.name, dict(job.env), sees_gpus=True)
+            return Result(status, workdir, duration, job.log_path, error, interrupted, found)
 
         try:
             snapshot = stage_inputs(workdir, job.inputs, job.outputs)

@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from buildgraph.diskfull import NoSpace, writing
 from buildgraph.executors.base import Cancel, Job, Result, shell_argv
@@ -72,6 +72,8 @@ class LocalExecutor:
         self._guardian: Guardian | None = None  # made with the first job (a null run needs none)
         self._guardian_lock = threading.Lock()
         self._log_folders: set[str] = set()
+        self._host: dict[str, Any] | None = None  # probed with the first job (fingerprint.py)
+        self._host_lock = threading.Lock()
 
     def close(self) -> None:
         if self._guardian is not None:
@@ -113,7 +115,18 @@ class LocalExecutor:
             log_path=job.log_path,
             error="; ".join(p for p in problems if p),
             interrupted=outcome.interrupted,
+            environment=self.environment(job),
         )
+
+    def environment(self, job: Job) -> dict[str, Any]:
+        """Where `job` runs: the host, probed once per executor (a null run probes nothing)."""
+        from buildgraph.executors import fingerprint
+
+        with self._host_lock:
+            if self._host is None:
+                self._host = fingerprint.probe_host()
+        env = job_environment(job)
+        return fingerprint.for_job(self._host, self.name, env, fingerprint.sees_gpus(env))
 
     def _make_log_folder(self, log_path: Path) -> None:
         folder = os.path.dirname(log_path)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from buildgraph.core.spec import DebianBase, ImageStage
 from buildgraph.lines import LineSink
+from buildgraph.records.debian_base import DebianRecord
 
 if TYPE_CHECKING:
     from buildgraph.images.builder import DockerImages
@@ -76,7 +77,9 @@ class DockerBackend:
     ) -> None:
         self._sdk_images().build(stage, key, parent, context, args, on_line, secrets=secrets)
 
-    def debian_base(self, base: DebianBase, on_line: LineSink | None) -> str:
-        from buildgraph.images.debian import debian_base, debian_key
+    def debian_base(
+        self, base: DebianBase, on_line: LineSink | None, pins: Mapping[str, str] | None = None
+    ) -> tuple[str, DebianRecord | None]:
+        from buildgraph.images.debian import debian_build, debian_key
 
-        return debian_base(base, debian_key(base), on_line, self.client)
+        return debian_build(base, debian_key(base), on_line, self.client, pins)

@@ -18,6 +18,7 @@ from typing import Any
 from buildgraph.core.spec import DebianBase, ImageStage
 from buildgraph.errors import EnvironmentProblem, StageFailed
 from buildgraph.lines import LineSink
+from buildgraph.records.debian_base import DebianRecord
 
 
 class FakeImages:
@@ -29,6 +30,7 @@ class FakeImages:
         self.builds: list[str] = []  # stage names, in the order built
         self.pulls: list[str] = []
         self.failing: set[str] = set()  # stages whose build fails as the stage's fault
+        self.debian_pins: list[dict[str, str]] = []  # the pins each Debian base was asked at
         self._lock = threading.Lock()  # builds run on worker threads
 
     def tag(self, stage: str, key: str) -> str:
@@ -70,8 +72,14 @@ class FakeImages:
             self.builds.append(stage.name)
             self.images[self.tag(stage.name, key)] = key
 
-    def debian_base(self, base: DebianBase, on_line: LineSink | None) -> str:
-        return f"bg/debian-base:{base.suite}"
+    def debian_base(
+        self, base: DebianBase, on_line: LineSink | None, pins: Mapping[str, str] | None = None
+    ) -> tuple[str, DebianRecord | None]:
+        """Installs the pinned versions, else version "1" of each package asked for."""
+        with self._lock:
+            self.debian_pins.append(dict(pins or {}))
+        packages = dict(pins) if pins else {name: "1" for name in ("base-files", *base.packages)}
+        return f"bg/debian-base:{base.suite}", DebianRecord("0" * 64, packages)
 
     def remove(self, stage: str, key: str) -> None:
         """`docker rmi`: the image of `stage` built under `key` is gone."""

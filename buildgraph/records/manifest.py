@@ -5,7 +5,12 @@ names), so its presence means the run's results are complete. Its `outputs` are 
 output records (path → `{"kind", "digest", "size", …}`, a directory with its `tree`), kept as
 the store wrote them: records carry them, they do not interpret them.
 
+It also holds where the command ran (`environment`, as the executor reported it) and the
+run's provenance (`provenance`: an in-toto Statement, `records.provenance`), in the same
+atomic write: a result never exists without its provenance.
+
 Versions: 1 — the first shape (manifests written before `format` existed read as 1).
+          2 — `environment` and `provenance` added; a format-1 manifest reads with neither.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from buildgraph.records.errors import RecordError, optional, required
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class Manifest:
     finished: str = ""  # UTC, ISO 8601 (`2026-12-01T22:38:30Z`)
     executor: str = ""  # local | docker | …
     run_id: str = ""  # the `bg run` invocation that produced it
+    environment: Mapping[str, Any] = field(default_factory=dict)  # where it ran; {} before format 2
+    provenance: Mapping[str, Any] | None = None  # the in-toto Statement; None before format 2
     extra: Mapping[str, Any] = field(default_factory=dict)  # fields a newer bg wrote, kept as they are
 
     def digests(self) -> dict[str, str]:
@@ -38,7 +45,7 @@ class Manifest:
         return {path: str(record["digest"]) for path, record in self.outputs.items()}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             **self.extra,
             "format": FORMAT,
             "key": self.key,
@@ -52,6 +59,11 @@ class Manifest:
             "executor": self.executor,
             "run_id": self.run_id,
         }
+        if self.environment:
+            out["environment"] = dict(self.environment)
+        if self.provenance is not None:
+            out["provenance"] = dict(self.provenance)
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> Manifest:
@@ -77,5 +89,7 @@ class Manifest:
             finished=optional(data, "finished", str, "", what),
             executor=optional(data, "executor", str, "", what),
             run_id=optional(data, "run_id", str, "", what),
+            environment=optional(data, "environment", dict, {}, what),
+            provenance=optional(data, "provenance", dict, None, what),
             extra={k: v for k, v in data.items() if k not in known},
         )

@@ -292,3 +292,20 @@ def test_no_container_is_left_behind(project: Project, client: Any) -> None:
     for image in client.images.list(filters={"label": f"{PROJECT_LABEL}={project.name}"}):
         left += [c.name for c in client.containers.list(all=True, filters={"ancestor": image.id})]
     assert left == []
+
+
+def test_the_example_passes_its_audit_in_its_image(project: Project, client: Any) -> None:
+    """Every run stage rerun in the image its result was recorded in: bit for bit."""
+    found = json.loads(project.bg("audit", "--json"))
+    assert found["reproduced"] is True, found
+    assert {s["stage"] for s in found["stages"]} == set(RUN_STAGES)
+    assert {s["executor"] for s in found["stages"]} == {"docker"}
+    outputs = {o["path"]: o["result"] for s in found["stages"] for o in s["outputs"]}
+    assert {"model.pt", "metrics.json", "figure.png", "loss.json", "data"} <= set(outputs)
+    assert set(outputs.values()) == {"identical"}
+
+
+def test_the_example_passes_its_audit_under_variation(project: Project) -> None:
+    found = json.loads(project.bg("audit", "--vary", "--json"))
+    assert found["reproduced"] is True, found
+    assert {"path", "tz", "locale", "umask", "hostname", "hashseed"} <= set(found["varied"])
