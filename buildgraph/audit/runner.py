@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -120,7 +119,7 @@ class Auditor:
             if keep and report.stages:
                 report.kept = os.path.relpath(self.folder, self.project.root)
             else:
-                shutil.rmtree(self.folder, ignore_errors=True)
+                _remove(self.folder)
                 _remove_if_empty(self.folder.parent)
         if self.options.report_dir is not None:
             report.report_dir = str(self.options.report_dir)
@@ -350,6 +349,14 @@ def _fingerprint(manifest: Any) -> Mapping[str, Any]:
     if found is None:
         found = manifest.extra.get("environment", {})
     return found if isinstance(found, Mapping) else {}
+
+
+def _remove(folder: Path) -> None:
+    """The sandbox, read-only folders a command left included; a leftover is no reason to fail."""
+    from buildgraph.stores.link import remove_path
+
+    with contextlib.suppress(OSError):
+        remove_path(str(folder))
 
 
 def _remove_if_empty(folder: Path) -> None:

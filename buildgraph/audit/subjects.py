@@ -7,6 +7,7 @@ whatever the workspace holds now); `bg run --check` holds it to the cached resul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -100,22 +101,12 @@ def subject(current: RunStage, manifest: Manifest) -> Subject:
     """The stage as its manifest recorded it: the recorded command, env, inputs and outputs over
     the Buildfile's stage (image, GPUs, timeout, network stay as the Buildfile says now)."""
     material = manifest.material
-    recorded = RunStage(
-        name=current.name,
+    recorded = dataclasses.replace(
+        current,
         command=str(material.get("command", current.command)),
-        image=current.image,
         inputs=tuple(material.get("inputs", {})) or current.inputs,
         outputs=_outputs(material, manifest) or current.outputs,
         env=tuple((str(k), str(v)) for k, v in material.get("env", current.env)),
-        params_used=current.params_used,
-        args_used=current.args_used,
-        gpus=current.gpus,
-        network=current.network,
-        timeout=current.timeout,
-        metrics=current.metrics,
-        shm_size=current.shm_size,
-        secrets=current.secrets,
-        description=current.description,
     )
     return Subject(recorded, manifest, _changes(current, recorded))
 
