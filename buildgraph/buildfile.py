@@ -10,10 +10,12 @@ import glob
 import hashlib
 import json
 import os
+import platform
 import stat
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from buildgraph import __version__
 from buildgraph.atomic import atomic_write
@@ -25,7 +27,7 @@ from buildgraph.errors import BuildfileError, Problem, UsageError
 from buildgraph.stores import symlinks
 from buildgraph.stores.tree import scan_tree
 
-__all__ = ["filesystem_problems", "load", "load_graph", "read_text"]
+__all__ = ["ParamsFiles", "filesystem_problems", "load", "load_graph", "read_text"]
 
 _GLOB_CHARS = frozenset("*?[")
 _OUTSIDE_HINT = (
@@ -57,21 +59,24 @@ def load_graph(
 ) -> tuple[Spec, Graph]:
     """`load`, and the stage graph that validating it built (not built twice)."""
     text = read_text(root, file)
-    key = _cache_key(file, text, args, params)
+    machine = platform.machine()  # the automatic platform args (TARGETARCH …) follow it
+    key = _cache_key(file, text, args, params, machine)
     found = _cached(root, key)
     if found is not None:
         spec, graph = found
         problems = filesystem_problems(root, spec, file, graph)  # the disk may have changed since
     else:
         from buildgraph.core.parse import analyse  # with its TOML reader: only when parsing
+        from buildgraph.core.variables import platform_args
 
-        analysis = analyse(text, file, args, params)
+        params_files = ParamsFiles(root)
+        analysis = analyse(text, file, args, params, params_files, platform_args(machine))
         spec = analysis.spec
         graph = analysis.graph if analysis.graph is not None else Graph(spec)
         problems = analysis.problems + filesystem_problems(root, spec, file, graph)
         if not analysis.problems:
             graph.order()  # computed once, kept in the cache with the rest
-            _remember(root, key, spec, graph)
+            _remember(root, key, spec, graph, params_files.digests)
     if problems:
         raise BuildfileError(problems)
     return spec, graph
@@ -112,31 +117,97 @@ def _cached(root: Path, key: str) -> tuple[Spec, Graph] | None:
                 return None
             import pickle
 
-            spec, graph = pickle.load(f)
+            spec, graph, read = pickle.load(f)
     except Exception:  # noqa: BLE001 - absent, another key's, or damaged: parse instead
         return None
-    return (spec, graph) if isinstance(spec, Spec) and isinstance(graph, Graph) else None
+    if not isinstance(spec, Spec) or not isinstance(graph, Graph) or not _unchanged(root, read):
+        return None
+    return spec, graph
 
 
-def _remember(root: Path, key: str, spec: Spec, graph: Graph) -> None:
+def _unchanged(root: Path, read: Mapping[str, str]) -> bool:
+    """Whether the params files a parse read still hold the bytes it read (their values are in it)."""
+    try:
+        return all(_digest((root / path).read_bytes()) == digest for path, digest in read.items())
+    except OSError:
+        return False
+
+
+def _remember(root: Path, key: str, spec: Spec, graph: Graph, read: Mapping[str, str]) -> None:
     cache = root / _SPEC_CACHE
     if not cache.parent.is_dir():  # only in a project bg has run in
         return
     import pickle
 
     with contextlib.suppress(Exception):  # a cache: never worth failing for
-        data = f"{key}\n".encode() + pickle.dumps((spec, graph), protocol=pickle.HIGHEST_PROTOCOL)
+        data = f"{key}\n".encode() + pickle.dumps((spec, graph, dict(read)), protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write(cache, data, durable=False)
 
 
-def _cache_key(file: str, text: str, args: Mapping[str, str] | None, params: Mapping[str, str] | None) -> str:
-    """What a parse depends on: the text, the overrides, and bg's own code (its classes are pickled)."""
+class ParamsFiles:
+    """Reads the params files run stages name (`params = { file, keys }`) for `core.parse`:
+    YAML, JSON or TOML by the file's extension, decoded into plain JSON values. Remembers the
+    digest of each file it read, so that a cached parse is not reused once one is edited."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.digests: dict[str, str] = {}
+
+    def __call__(self, path: str) -> Mapping[str, Any] | str:
+        try:
+            data = (self.root / path).read_bytes()
+        except FileNotFoundError:
+            return "no such file"
+        except OSError as error:
+            return error.strerror or str(error)
+        self.digests[path] = _digest(data)
+        try:
+            doc = _decode(path, data)
+        except (ValueError, UnicodeDecodeError) as error:  # every decoder's error is a ValueError
+            return f"not valid {_format(path)} ({str(error).splitlines()[0]})"
+        if not isinstance(doc, dict):
+            return f"holds {type(doc).__name__}, not a table of keys"
+        plain: dict[str, Any] = json.loads(json.dumps(doc, default=str))  # YAML dates and the like, as text
+        return plain
+
+
+def _format(path: str) -> str:
+    suffix = path.rpartition(".")[2].lower()
+    return {"yml": "YAML", "yaml": "YAML", "json": "JSON", "toml": "TOML"}.get(suffix, "YAML")
+
+
+def _decode(path: str, data: bytes) -> Any:
+    kind = _format(path)
+    if kind == "JSON":
+        return json.loads(data)
+    if kind == "TOML":
+        import tomllib
+
+        return tomllib.loads(data.decode("utf-8-sig"))
+    import yaml  # only for a project with a YAML params file
+
+    try:
+        return yaml.safe_load(data)
+    except yaml.YAMLError as error:
+        raise ValueError(str(error)) from None
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cache_key(
+    file: str, text: str, args: Mapping[str, str] | None, params: Mapping[str, str] | None, machine: str = ""
+) -> str:
+    """What a parse depends on: the text, the overrides, the machine (its platform args) and bg's
+    own code (its classes are pickled)."""
     digest = hashlib.sha256(_code_fingerprint().encode())
     for part in (
         file,
         text,
         json.dumps(sorted((args or {}).items())),
         json.dumps(sorted((params or {}).items())),
+        machine,
     ):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
     return digest.hexdigest()
@@ -243,7 +314,7 @@ def filesystem_problems(
                     problems += _at(found, at(at(where, "outputs"), index))
         elif isinstance(stage, ImageStage):
             for index, copy in enumerate(stage.copy):
-                for source in copy.sources:
+                for source in () if copy.from_stage or copy.from_image else copy.sources:
                     problems += _source_problems(tree, graph, source, at(at(at(where, "copy"), index), "src"))
             if stage.ignore:
                 problems += _path_problems(tree, graph, stage.ignore, at(where, "ignore"))

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify_cmd", "re-hash cache objects and workspace outputs against the records (--repair)"),
     "schema": ("schema_cmd", "print the JSON Schema of Buildfile.toml"),
     "dockerfile": ("dockerfile_cmd", "print an equivalent standalone Dockerfile for an image stage"),
-    "import": ("import_cmd", "convert a Dockerfile into a Buildfile.toml"),
+    "import": ("import_cmd", "convert a Dockerfile or a DVC dvc.yaml into a Buildfile.toml"),
     "init": ("init_cmd", "scaffold a Buildfile.toml for this project"),
     "lint": ("lint_cmd", "warn about image-stage practices, each with a fix"),
     "shell": ("shell_cmd", "open an interactive shell in a stage's image"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main job: install buildgraph and the example's Python packages, then run the
 # CIFAR-10 example pipeline end to end (offline: synthetic CIFAR-10-format data).
-# Extra arguments go to `bg run`, e.g. `scripts/main.sh --param epochs=3`.
+# Extra arguments go to `bg run`, e.g. `scripts/main.sh --param threads=2`; hyperparameters are in params.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

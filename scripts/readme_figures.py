@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The README's figures, from a run: never typed in by hand.
 
-    bash scripts/main.sh                   # the main job: runs the example, leaves metrics.json, figure.png
+    bash scripts/main.sh                   # the main job: runs the example, leaves eval/, figure.png
     python scripts/readme_figures.py       # records that run in docs/img/, rewrites the README's block
     python scripts/readme_figures.py --check   # exit 1 when the README's block differs from the record
 
 The record (`docs/img/figures.json`) holds what `bg metrics` (and `--json`) printed after the run,
-the evaluate stage's key from Buildfile.lock (which names the code, data and params that
+the `evaluate-lenet` stage's key from Buildfile.lock (which names the code, data and params that
 produced the numbers) and the versions that ran it; `figure.png` is copied next to it. The
 README block between the markers is rendered from that record alone, and a test checks
 that it is (`tests/unit/test_readme_figures.py`).
@@ -27,6 +27,7 @@ RECORD = ROOT / "docs" / "img" / "figures.json"
 BEGIN = "<!-- figures: rendered by scripts/readme_figures.py from docs/img/figures.json; do not edit -->"
 END = "<!-- /figures -->"
 SHOWN = 3  # metric lines the README shows before "…"
+STAGE = "evaluate-lenet"  # the tutorial's net, evaluated (the matrix's first): its numbers come first
 
 
 def record(root: Path) -> dict[str, object]:
@@ -40,9 +41,9 @@ def record(root: Path) -> dict[str, object]:
 
     return {
         "command": "bash scripts/main.sh",
-        "metrics": json.loads(bg_metrics("--json")).get("evaluate", {}),
+        "metrics": json.loads(bg_metrics("--json")).get(STAGE, {}),
         "printed": bg_metrics().splitlines(),  # what `bg metrics` showed, as the README shows it
-        "evaluate_key": lock["evaluate"]["key"],
+        "evaluate_key": lock[STAGE]["key"],
         "torch": version("torch"),
         "python": platform.python_version(),
     }
@@ -62,7 +63,7 @@ def render(facts: dict[str, object]) -> str:
             "```",
             "",
             f"(from `{facts['command']}` with torch {facts['torch']} on Python {facts['python']}; "
-            f"evaluate key `{str(facts['evaluate_key'])[:12]}`)",
+            f"{STAGE} key `{str(facts['evaluate_key'])[:12]}`)",
             END,
         ]
     )

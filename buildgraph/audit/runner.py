@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from buildgraph.audit import environment as env_compare
+from buildgraph.audit.params import recorded_params_files
 from buildgraph.audit.results import (
     DIFFERS,
     FAILED,
@@ -206,6 +207,9 @@ class Auditor:
             placed = place_inputs(
                 s.name, s.inputs, self.project, self.store, self._upstream(), base / s.name / "in"
             )
+            folder = base / s.name / "params"
+            params = recorded_params_files(s.stage.params_files, s.manifest.material, folder)
+            placed = {**params, **placed}
         except MissingInput as exc:
             return _unaudited(
                 audit, str(exc), "restore it (`git checkout`), or `bg run` and audit the new result"

@@ -1,4 +1,4 @@
-"""`bg import [DOCKERFILE] [-o FILE]`: convert a Dockerfile into a Buildfile.toml.
+"""`bg import [DOCKERFILE | dvc.yaml] [-o FILE]`: a Dockerfile, or a DVC pipeline, as a Buildfile.toml.
 
 The Buildfile goes to standard output (or FILE, never overwritten without --force);
 every instruction that could not be mapped is a warning on standard error.
@@ -22,7 +22,9 @@ def add_parser(
     help_text: str,
 ) -> None:
     p = add(sub, common, name, help_text)
-    p.add_argument("dockerfile", nargs="?", default="Dockerfile", metavar="DOCKERFILE")
+    p.add_argument(
+        "dockerfile", nargs="?", default="Dockerfile", metavar="FILE", help="a Dockerfile, or a DVC dvc.yaml"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the Buildfile to FILE (e.g. Buildfile.toml)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
@@ -30,7 +32,10 @@ def add_parser(
 def run(ns: argparse.Namespace) -> int:
     root = Path(ns.directory)
     source = root / ns.dockerfile
-    text, warnings = convert(source, project_name(root))
+    if source.name.endswith((".yaml", ".yml")):  # dvc.yaml: no Dockerfile is named so
+        text, warnings = convert_dvc(root, source, project_name(root))
+    else:
+        text, warnings = convert(source, project_name(root))
     for warning in warnings:
         sys.stderr.write(f"bg: warning: {warning}\n")
     if not ns.output:
@@ -58,3 +63,30 @@ def project_name(root: Path) -> str:
     """The directory's name, made a valid project name."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", root.resolve().name).strip("-._")
     return name if name[:1].isalnum() else "project"
+
+
+def convert_dvc(root: Path, source: Path, project: str) -> tuple[str, list[str]]:
+    """A DVC pipeline; its paths, params files and dvc.lock are relative to its own directory."""
+    from buildgraph.importers.dvc import Workspace, import_dvc
+
+    try:
+        text = source.read_text(encoding="utf-8")
+        base = source.parent.resolve().relative_to(root.resolve()).as_posix()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {source}") from None
+    except ValueError:
+        hint = "run bg -C in its directory"
+        raise UsageError(f"{source} is outside the project {root}", hint=hint) from None
+    workspace = Workspace(read=lambda rel: _read(root / rel), is_dir=lambda rel: _is_dir(root / rel))
+    return import_dvc(text, file=source.name, project=project, base=base, workspace=workspace)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _is_dir(path: Path) -> bool | None:
+    return path.is_dir() if path.exists() else None

@@ -214,12 +214,19 @@ class Table:
     """The keys a TOML table may hold, in the order `allowed keys: …` lists them; `cls` is the
     dataclass they fill (its field defaults are the keys' defaults)."""
 
-    __slots__ = ("keys", "cls", "name", "title", "doc", "names", "by_name")
+    __slots__ = ("keys", "cls", "name", "title", "doc", "names", "by_name", "one_of")
 
     def __init__(
-        self, keys: tuple[Key, ...], cls: type | None = None, name: str = "", title: str = "", doc: str = ""
+        self,
+        keys: tuple[Key, ...],
+        cls: type | None = None,
+        name: str = "",
+        title: str = "",
+        doc: str = "",
+        one_of: tuple[str, ...] = (),
     ) -> None:
         self.keys, self.cls, self.name, self.title, self.doc = keys, cls, name, title, doc
+        self.one_of = one_of  # keys of which the table needs one (`command` or `commands`)
         self.by_name = {key.name: key for key in keys}
         self.names = tuple(self.by_name)
 
@@ -269,6 +276,8 @@ class Table:
         required = [key.name for key in self.keys if key.required]
         if required:
             node["required"] = required
+        if self.one_of:
+            node["anyOf"] = [{"required": [name]} for name in self.one_of]
         node["additionalProperties"] = False
         defaults = _defaults(self.cls)
         node["properties"] = {key.name: key.schema(defaults.get(key.field, MISSING)) for key in self.keys}

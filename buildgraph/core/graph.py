@@ -139,6 +139,10 @@ class Graph:
             if isinstance(stage.base, StageRef) and stage.base.stage in self._index:
                 edges.append((stage.base.stage, ("from", "")))
             for copy in stage.copy:
+                if copy.from_stage in self._index:  # COPY --from: that image is built first
+                    edges.append((copy.from_stage, ("copies from", "")))
+                if copy.from_stage or copy.from_image:
+                    continue  # its sources are paths in that image, not in the project
                 for source in copy.sources:
                     edges.extend(self._path_edges(glob_root(source), "copies"))
         return [edge for edge in edges if edge[0] != stage.name]

@@ -79,13 +79,22 @@ class Expander:
     """Expands references for one stage and records the args and params it used."""
 
     def __init__(
-        self, args: Mapping[str, str], params: Mapping[str, ParamValue], params_allowed: bool = True
+        self,
+        args: Mapping[str, str],
+        params: Mapping[str, ParamValue],
+        params_allowed: bool = True,
+        file_params: Mapping[str, str] | None = None,
     ) -> None:
         self._args = args
         self._params = params
+        self._file_params = file_params or {}  # dotted key -> text, from the stage's params files
         self._params_allowed = params_allowed
         self.args_used: set[str] = set()
         self.params_used: set[str] = set()
+
+    def with_file_params(self, file_params: Mapping[str, str]) -> Expander:
+        """A fresh expander (nothing used yet) for a stage that reads these params-file values."""
+        return Expander(self._args, self._params, self._params_allowed, file_params)
 
     def expand(self, text: str) -> tuple[str, list[Issue]]:
         if "$" not in text:  # the common case, kept cheap: most strings have no references
@@ -128,9 +137,13 @@ class Expander:
                 f"'${{params.{name}}}': params are for run stages",
                 "an image stage is configured by [args]: use ${NAME}",
             )
+        if name in self._file_params:  # keyed by the stage's `params` key, whether used here or not
+            return self._file_params[name], None
         if name in self._params:
             self.params_used.add(name)
             return param_text(self._params[name]), None
         match = closest(name, self._params)
         hint = f"did you mean ${{params.{match}}}?" if match else f"declare {name} under [params]"
+        if "." in name:  # a dotted name is a params file's key
+            hint = f"list '{name}' in the stage's params = {{ file = ..., keys = [...] }}"
         return "", Issue(f"undefined param '${{params.{name}}}'", hint)

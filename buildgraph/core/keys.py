@@ -14,12 +14,13 @@ Pure: callers pass digests in; nothing here reads files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Param, RunStage, Spec, StageRef
+from buildgraph.core.spec import Copy, DebianBase, ImageRef, ImageStage, Param, RunStage, Spec, StageRef
 
 # Bump on purpose whenever the material or its encoding changes; the golden test in
 # tests/unit/test_keys.py fails on any accidental change.
@@ -61,13 +62,13 @@ def image_material(
 ) -> Material:
     """Material of an image stage; `copy_digests[i]` digests the files of `stage.copy[i]`."""
     args = dict(spec.args)
-    return {
+    material: Material = {
         "kind": "image",
         "base": base_material(stage, parent_keys, resolved or {}),
         "env": [list(kv) for kv in stage.env],
         "run": list(stage.run),
         "copy": [
-            {"dest": c.dest, "chown": c.chown, "sources": list(c.sources), "digest": d}
+            _copy_material(c, d, parent_keys, resolved or {})
             for c, d in zip(stage.copy, copy_digests, strict=True)
         ],
         "workdir": stage.workdir,
@@ -77,11 +78,49 @@ def image_material(
         "labels": dict(stage.labels),
         "args": {name: args[name] for name in stage.args_used if name in args},
     }
+    # Only when present, so that the keys of stages without these fields stay as they were.
+    if stage.args:  # every one is in the environment of the `run` lines, used or not
+        material["stage_args"] = [list(kv) for kv in stage.args]
+    if stage.platform_args:
+        material["platform_args"] = dict(stage.platform_args)
+    material.update(_config_material(stage))
+    return material
+
+
+def _config_material(stage: ImageStage) -> Material:
+    """The image configuration keys a stage sets (shell, expose, …), as the lock shows them."""
+    found: Material = {}
+    for name in ("shell", "expose", "volume", "onbuild"):
+        if getattr(stage, name):
+            found[name] = list(getattr(stage, name))
+    if stage.stopsignal:
+        found["stopsignal"] = stage.stopsignal
+    if stage.healthcheck is not None:
+        found["healthcheck"] = dataclasses.asdict(stage.healthcheck)
+    return found
+
+
+def _copy_material(
+    copy: Copy, digest: str, parent_keys: Mapping[str, str], resolved: Mapping[str, str]
+) -> Material:
+    entry: Material = {"dest": copy.dest, "chown": copy.chown, "sources": list(copy.sources)}
+    entry["digest"] = digest
+    # Only for COPY --from, so that the keys of other copies stay as they were.
+    if copy.from_stage:  # that image's key: rebuilt, it is copied again
+        entry["from"] = {"stage": copy.from_stage, "key": parent_keys.get(copy.from_stage, "")}
+    elif copy.from_image:  # pinned like a registry base
+        entry["from"] = {"image": copy.from_image, "digest": resolved.get(copy.from_image, "")}
+    return entry
 
 
 def param_values(spec: Spec, names: tuple[str, ...]) -> dict[str, Any]:
     by_name: dict[str, Param] = {p.name: p for p in spec.params}
     return {name: by_name[name].value for name in names if name in by_name}
+
+
+def file_param_values(stage: RunStage) -> dict[str, Any]:
+    """The values a stage's `params` key lists, decoded (the file's digest is never keyed)."""
+    return {name: json.loads(text) for name, text in stage.file_params}
 
 
 def run_material(
@@ -102,7 +141,8 @@ def run_material(
         "environment": dict(environment),
         "command": stage.command,
         "env": [list(kv) for kv in stage.env],
-        "params": param_values(spec, stage.params_used),
+        # params-file values by "file:key" next to [params] names, so `bg explain` shows either
+        "params": {**param_values(spec, stage.params_used), **file_param_values(stage)},
         "args": {name: args[name] for name in stage.args_used if name in args},
         "inputs": {path: input_digests.get(path) for path in stage.inputs},
         "outputs": [o.path + ("/" if o.is_dir else "") for o in stage.outputs],

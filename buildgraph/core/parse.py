@@ -20,6 +20,7 @@ from buildgraph.core import values as v
 from buildgraph.core.forms import SCALAR_TEXT, Fields, Form, Key, Table, choice, whole
 from buildgraph.core.graph import Graph, validate_graph
 from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME, Issue
+from buildgraph.core.param_files import LoadParams
 from buildgraph.core.spec import Spec
 from buildgraph.core.stages import STAGE_TABLES, read_stages
 from buildgraph.core.suggest import did_you_mean
@@ -30,6 +31,7 @@ from buildgraph.core.variables import (
     override_params,
     read_args,
     read_params,
+    stage_arg_names,
 )
 from buildgraph.errors import BuildfileError, Problem
 
@@ -53,9 +55,13 @@ def parse(
     file: str = "Buildfile.toml",
     args: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
+    load_params: LoadParams | None = None,
+    platform: Mapping[str, str] | None = None,
 ) -> Spec:
-    """The `Spec` of a Buildfile's text; raises `BuildfileError` listing every problem."""
-    analysis = analyse(text, file, args, params)
+    """The `Spec` of a Buildfile's text; raises `BuildfileError` listing every problem.
+    `load_params` reads the params files run stages name (`buildfile.py` passes one), `platform`
+    gives the platform args their values (see `analyse`)."""
+    analysis = analyse(text, file, args, params, load_params, platform)
     if analysis.problems:
         raise BuildfileError(analysis.problems)
     return analysis.spec
@@ -66,8 +72,13 @@ def analyse(
     file: str = "Buildfile.toml",
     args: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
+    load_params: LoadParams | None = None,
+    platform: Mapping[str, str] | None = None,
 ) -> Analysis:
-    """Like `parse`, but returns the problems next to a best-effort `Spec` instead of raising."""
+    """Like `parse`, but returns the problems next to a best-effort `Spec` instead of raising.
+
+    `platform`: the values of the automatic platform args (`variables.platform_args`); without it,
+    image stages may not use them."""
     import tomllib  # here: a Spec loaded from the cache needs no TOML parser (~4 ms to import)
 
     try:
@@ -79,9 +90,12 @@ def analyse(
     project = _read_project(doc.get("project"), out)
     arg_values = read_args(doc.get("args", {}), out)
     param_decls = read_params(doc.get("params", {}), out)
-    override_args(arg_values, args or {}, out)
+    override_args(arg_values, args or {}, out, stage_arg_names(doc.get("stages")))
     override_params(param_decls, params or {}, out)
-    stages = read_stages(doc.get("stages"), out, arg_values, {p.name: p.value for p in param_decls.values()})
+    param_values = {p.name: p.value for p in param_decls.values()}
+    stages = read_stages(
+        doc.get("stages"), out, arg_values, param_values, args or {}, load_params, platform
+    )
     spec = Spec(
         **project,
         args=tuple(arg_values.items()),

@@ -54,6 +54,8 @@ def _short(value: Any) -> str:
 _RENDER: dict[str, Callable[[Reason], str]] = {
     "never-built": lambda r: "never built",
     "forced": lambda r: "forced",
+    "always": lambda r: "always runs (always = true)",
+    "frozen": lambda r: "frozen (frozen = true: its recorded result is kept)",
     "input-changed": lambda r: f"input {r.subject} changed",
     "input-added": lambda r: f"input {r.subject} added",
     "input-removed": lambda r: f"input {r.subject} removed",
@@ -113,6 +115,8 @@ class Observed:
     pending: tuple[str, ...] = ()  # upstream stages that will run before this one
     # image stages: whether the Docker engine holds an image carrying the key (None: a run stage)
     image_present: bool | None = None
+    always: bool = False  # `always = true`: runs whatever its key
+    frozen: bool = False  # `frozen = true`, decided on its recorded key: kept, whatever changed
 
 
 def decide(
@@ -126,6 +130,8 @@ def decide(
     run_action: Action = "build" if material.get("kind") == "image" else "run"
     if seen.forced:
         return Decision(stage, run_action, key, (Reason("forced"),))
+    if seen.always:
+        return Decision(stage, run_action, key, (Reason("always"),))
     if seen.image_present is not None:
         return _decide_image(stage, key, material, recorded, seen.image_present)
     if seen.pending:
@@ -143,7 +149,7 @@ def decide(
         return Decision(stage, "restore" if seen.cached else run_action, key, reasons)
     stale = tuple(_output_reasons(recorded.get("outputs", {}), seen.outputs))
     if not stale:
-        return Decision(stage, "skip", key)
+        return Decision(stage, "skip", key, (Reason("frozen"),) if seen.frozen else ())
     return Decision(stage, "restore" if seen.cached else run_action, key, stale)
 
 

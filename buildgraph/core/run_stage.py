@@ -26,7 +26,7 @@ from buildgraph.core.forms import (
 from buildgraph.core.interpolate import Issue
 from buildgraph.core.spec import Output, RunStage
 
-__all__ = ["RUN_STAGE", "check_metrics"]
+__all__ = ["RUN_STAGE", "check_always_frozen", "check_metrics"]
 
 # The schema's patterns are made from these: they are written for JSON Schema too (no flags).
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
@@ -37,10 +37,28 @@ _GPUS = '"all", an integer or a list of integers'
 
 
 def _command(f: Fields, where: str, value: object) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], str) and any(c.isspace() for c in value[0]):
+        # A list is one argv: `["python a.py", "python b.py"]` would run a program named "python a.py".
+        raise f.fail(
+            where,
+            Issue(
+                f"a command list is one program and its arguments, and {v.show(value[0])} is not a program",
+                "for commands run one after the other write commands = [...]; for one program, split its"
+                ' arguments: ["python", "a.py"]',
+            ),
+        )
     command = shlex.join(f.texts(where, value)) if isinstance(value, list) else f.text(where, value)
     if not command.strip():
         raise f.fail(where, Issue("empty command", "write the shell command this stage runs"))
     return command
+
+
+def _commands(f: Fields, where: str, value: object) -> str:
+    """Shell commands run in turn: joined by newlines under `sh -e`, the first failure stops them."""
+    commands = f.each(where, value, lambda at, item: _command(f, at, item), "a list of shell commands")
+    if not commands:
+        raise f.fail(where, Issue("empty list", "write the shell commands this stage runs, in order"))
+    return "\n".join(commands)
 
 
 def _inputs(f: Fields, where: str, value: object) -> tuple[str, ...]:
@@ -93,12 +111,23 @@ def _shm_size(f: Fields, where: str, value: object) -> str:
 
 
 def check_metrics(f: Fields, stage: RunStage) -> None:
-    if stage.metrics and Output(stage.metrics) not in stage.outputs:
+    """`metrics` is an output file, or a file inside an output directory (`eval/metrics.json`)."""
+    inside = any(o.is_dir and stage.metrics.startswith(o.path + "/") for o in stage.outputs)
+    if stage.metrics and Output(stage.metrics) not in stage.outputs and not inside:
         declared = ", ".join(v.show(o.path + "/" if o.is_dir else o.path) for o in stage.outputs) or "none"
         f.out.add(
             v.at(f.where, "metrics"),
             f"{v.show(stage.metrics)} is not one of the outputs (a file)",
-            f"add it to outputs; declared outputs: {declared}",
+            f"add it to outputs, or put it inside an output directory; declared outputs: {declared}",
+        )
+
+
+def check_always_frozen(f: Fields, stage: RunStage) -> None:
+    if stage.always and stage.frozen:
+        f.out.add(
+            v.at(f.where, "frozen"),
+            "a stage cannot be both `always` (run every time) and `frozen` (never rerun)",
+            "remove one of them",
         )
 
 
@@ -121,6 +150,31 @@ _TIMEOUT: dict[str, Any] = {
 _SHM_SIZE: dict[str, Any] = {
     "anyOf": [{"type": "integer", "exclusiveMinimum": 0}, {"type": "string", "pattern": interpolated(_SIZE)}]
 }
+_PARAMS_FILE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "string", "description": "A YAML (.yaml, .yml), JSON or TOML file of the project."},
+        "keys": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "description": "Dotted names of the values the stage reads (train.lr): its key holds only these.",
+        },
+    },
+    "required": ["file", "keys"],
+    "additionalProperties": False,
+}
+_PARAMS_FILES: dict[str, Any] = {"anyOf": [_PARAMS_FILE, {"type": "array", "items": _PARAMS_FILE}]}
+_MATRIX: dict[str, Any] = {
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    "additionalProperties": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": ["string", "integer", "boolean"], "pattern": "^[A-Za-z0-9_.-]+$"},
+    },
+}
 RUN_STAGE = Table(
     (
         Key(
@@ -132,8 +186,7 @@ RUN_STAGE = Table(
             "command",
             Form(_COMMAND, _command),
             "The command, run with `sh -e -c` (stops at the first failing line) in the project root."
-            " A list is shell-quoted and joined.",
-            required=True,
+            " A list is ONE program and its arguments, shell-quoted and joined.",
         ),
         Key(
             "inputs",
@@ -159,7 +212,11 @@ RUN_STAGE = Table(
             Form(_TIMEOUT, _timeout),
             'Seconds, or a duration such as "30s", "90m", "2h", "1h30m". 0 = none.',
         ),
-        Key("metrics", PATH, "One of `outputs`: a JSON file of numbers shown by `bg metrics`."),
+        Key(
+            "metrics",
+            PATH,
+            "A JSON file of numbers shown by `bg metrics`: one of `outputs`, or inside an output directory.",
+        ),
         Key(
             "shm_size",
             Form(_SHM_SIZE, _shm_size),
@@ -167,8 +224,39 @@ RUN_STAGE = Table(
         ),
         SECRETS_KEY,
         DESCRIPTION_KEY,
+        Key(
+            "commands",
+            Form({"type": "array", "items": _COMMAND, "minItems": 1}, _commands),
+            "Shell commands run one after the other, stopping at the first that fails (DVC's `cmd` list);"
+            " instead of `command`.",
+            field="command",
+        ),
+        Key(
+            "params",
+            Form(_PARAMS_FILES),  # read before the other keys (stages.py): their strings may name its values
+            "Values read from a YAML, JSON or TOML file by dotted key, used as ${params.train.lr}. The key"
+            " holds only these values: editing another key of the file reruns nothing. The command sees the"
+            " file.",
+        ),
+        Key(
+            "matrix",
+            Form(_MATRIX),  # expanded before the stage is read (core/matrix.py)
+            'One stage per combination of values: matrix = { model = ["lenet", "resnet"] } makes'
+            " train-lenet and train-resnet; ${matrix.model} is replaced in every string of the stage.",
+        ),
+        Key(
+            "always",
+            BOOLEAN,
+            "Run at every `bg run`, even when nothing changed (e.g. fetching the latest data).",
+        ),
+        Key(
+            "frozen",
+            BOOLEAN,
+            "Never rerun once recorded: its recorded outputs stay (restored if missing), whatever changed.",
+        ),
     ),
     RunStage,
+    one_of=("command", "commands"),
     name="run_stage",
     title="run stage",
     doc="A run stage (it has `command`): a command that reads its declared inputs and writes its declared"

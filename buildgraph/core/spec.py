@@ -62,6 +62,34 @@ class Copy:
     sources: tuple[str, ...]
     dest: str
     chown: str = ""
+    # `from = "builder"` (Dockerfile COPY --from): the sources are absolute paths in the image of
+    # that image stage, or of an external image (a registry reference, pinned like a base).
+    from_stage: str = ""
+    from_image: str = ""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One `mounts` entry of a `run` line (Dockerfile RUN --mount): in neither the key nor the image."""
+
+    type: Literal["cache", "secret", "tmpfs"]
+    target: str = ""  # a secret's default: /run/secrets/<id>
+    id: str = ""  # a cache's id (default: its target); a secret's name, one of bg's secrets
+    sharing: str = ""  # cache: shared (default) | private | locked
+    required: bool = False  # secret: fail the build when it is not provided
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """`healthcheck = { test = ..., interval = "30s", ... }` (Dockerfile HEALTHCHECK)."""
+
+    test: tuple[str, ...] = ()  # exec form; one string with `shell`; empty: NONE (disable the base's)
+    shell: bool = False
+    interval: str = ""
+    timeout: str = ""
+    start_period: str = ""
+    start_interval: str = ""
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,9 @@ class ImageStage:
     base: Base
     env: tuple[tuple[str, str], ...] = ()  # ordered as declared
     run: tuple[str, ...] = ()
+    # `run` items written as tables `{ command, mounts }`: one tuple of mounts per `run` line, or
+    # empty when no line has any.
+    run_mounts: tuple[tuple[Mount, ...], ...] = ()
     copy: tuple[Copy, ...] = ()
     ignore: str = ""  # project-relative ignore file (.dockerignore syntax) for `copy`
     workdir: str = ""
@@ -77,7 +108,18 @@ class ImageStage:
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    shell: tuple[str, ...] = ()  # Dockerfile SHELL (exec form) for the `run` lines
+    expose: tuple[str, ...] = ()  # "8080/tcp"
+    volume: tuple[str, ...] = ()
+    stopsignal: str = ""
+    healthcheck: Healthcheck | None = None
+    onbuild: tuple[str, ...] = ()  # Dockerfile instructions, as written
     args_used: tuple[str, ...] = ()  # names of [args] this stage referenced (for its key)
+    # The stage's own ARGs (`args = {...}`, Dockerfile ARG after FROM), in order, with their values
+    # (defaults interpolated, `--arg` applied): all of them are in the environment of every `run`.
+    args: tuple[tuple[str, str], ...] = ()
+    # The automatic platform args (TARGETARCH …) the stage referenced, with their values (its key).
+    platform_args: tuple[tuple[str, str], ...] = ()
     secrets: tuple[str, ...] = ()
     description: str = ""
     # The stage's Buildfile strings that hold `$`, as written (before interpolation), by
@@ -110,6 +152,12 @@ class RunStage:
     shm_size: str = ""  # e.g. "2g" (containers only)
     secrets: tuple[str, ...] = ()
     description: str = ""
+    # `params = { file, keys }`: each listed value as ("params.yaml:train.lr", its canonical JSON).
+    # Only these values are keyed, never the file's digest: editing an unlisted key reruns nothing.
+    file_params: tuple[tuple[str, str], ...] = ()
+    params_files: tuple[str, ...] = ()  # the files they come from: staged for the command, not keyed
+    always: bool = False  # runs at every `bg run`, whatever its key
+    frozen: bool = False  # never reruns once recorded (restored if its outputs are missing)
     kind: Literal["run"] = "run"
 
     @property

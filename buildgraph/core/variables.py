@@ -19,7 +19,17 @@ from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME
 from buildgraph.core.spec import Param, ParamValue
 from buildgraph.core.suggest import closest
 
-__all__ = ["PARAM", "PARAM_VALUE", "override_args", "override_params", "read_args", "read_params"]
+__all__ = [
+    "PARAM",
+    "PLATFORM_ARGS",
+    "platform_args",
+    "PARAM_VALUE",
+    "override_args",
+    "override_params",
+    "read_args",
+    "read_params",
+    "stage_arg_names",
+]
 
 PARAM_TYPES = ("bool", "int", "float", "str")
 PARAM_VALUE = {"type": ["boolean", "integer", "number", "string"]}  # a param's value, as JSON Schema
@@ -46,15 +56,57 @@ def read_args(table: object, out: v.Problems) -> dict[str, str]:
     return result
 
 
-def override_args(values: dict[str, str], overrides: Mapping[str, str], out: v.Problems) -> None:
+def stage_arg_names(stages: object) -> frozenset[str]:
+    """The names image stages declare in their own `args` tables (`--arg` may set them too)."""
+    if not isinstance(stages, dict):
+        return frozenset()
+    tables = (body.get("args") for body in stages.values() if isinstance(body, dict))
+    return frozenset(name for table in tables if isinstance(table, dict) for name in table)
+
+
+def override_args(
+    values: dict[str, str],
+    overrides: Mapping[str, str],
+    out: v.Problems,
+    stage_args: frozenset[str] = frozenset(),
+) -> None:
+    """`--arg NAME=VALUE` sets [args] NAME, and every stage's own arg NAME (read with the stages)."""
     for name, text in overrides.items():
         source = v.show_raw(f"--arg {name}={text}")
         if name in values:
             values[name] = text
-        else:
+        elif name not in stage_args:
             out.add_at(
                 source, f"no arg named '{v.show_raw(name)}' in [args]", _declared_hint(name, values, "arg")
             )
+
+
+# The automatic platform args (BuildKit's) ---------------------------------------------------
+
+PLATFORM_ARGS = (
+    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
+    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
+)  # fmt: skip
+# `platform.machine()` → Docker's (architecture, variant)
+_ARCHES = {
+    "x86_64": ("amd64", ""),
+    "amd64": ("amd64", ""),
+    "aarch64": ("arm64", ""),
+    "arm64": ("arm64", ""),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", ""),
+    "i686": ("386", ""),
+}
+
+
+def platform_args(machine: str) -> dict[str, str]:
+    """TARGETPLATFORM … BUILDVARIANT for a build on this machine: bg builds for the platform it runs
+    on, and images are Linux ones whatever the host (as Docker Desktop's are)."""
+    arch, variant = _ARCHES.get(machine.lower(), (machine.lower(), ""))
+    platform = f"linux/{arch}" + (f"/{variant}" if variant else "")
+    one = {"PLATFORM": platform, "OS": "linux", "ARCH": arch, "VARIANT": variant}
+    return {f"{side}{name}": value for side in ("TARGET", "BUILD") for name, value in one.items()}
 
 
 # [params] ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -94,25 +95,43 @@ class Images:
     def resolve(self, stage: ImageStage, on_line: LineSink | None = None) -> dict[str, str]:
         """The registry base of `stage` → its pin ({} for other bases): the lock's pin while an
         image has it here, else asked of the registry (`bg status`: never pulled)."""
-        base = stage.base
-        if not isinstance(base, ImageRef):
-            return {}
-        ref = base.reference
+        refs = [stage.base.reference] if isinstance(stage.base, ImageRef) else []
+        refs += [copy.from_image for copy in stage.copy if copy.from_image]  # COPY --from=image
+        return {ref: self._resolve(stage.name, ref, on_line) for ref in refs}
+
+    def _resolve(self, name: str, ref: str, on_line: LineSink | None) -> str:
         if ref not in self._resolved:
             pull = self.options.pull
-            pinned = "" if pull else self._pinned_in_lock(stage.name, ref)
+            pinned = "" if pull else self._pinned_in_lock(name, ref)
             if pinned and self.backend.present(pinned):
                 self._resolved[ref] = pinned
             elif self.options.read_only:
                 self._resolved[ref] = pinned or (self._local_pin(ref) if not pull else "")
             else:
-                self._resolved[ref] = self._pull(stage.name, ref, on_line)
-        return {ref: self._resolved[ref]}
+                self._resolved[ref] = self._pull(name, ref, on_line)
+        return self._resolved[ref]
 
     def _pinned_in_lock(self, name: str, ref: str) -> str:
         locked = recorded.entry(self.lock, name)
-        base = (locked.material.get("base") if locked is not None else None) or {}
-        return str(base.get("digest", "")) if base.get("image") == ref else ""
+        material = locked.material if locked is not None else {}
+        copied = [c.get("from") or {} for c in material.get("copy", []) if isinstance(c, dict)]
+        for pinned in [material.get("base") or {}, *copied]:
+            if isinstance(pinned, dict) and pinned.get("image") == ref:
+                return str(pinned.get("digest", ""))
+        return ""
+
+    def with_copy_images(self, stage: ImageStage) -> ImageStage:
+        """`stage` with each COPY --from naming the image to copy from: a stage's built tag, or
+        the pinned external image (the Dockerfile bg builds has no other stage to name)."""
+        if not any(c.from_stage or c.from_image for c in stage.copy):
+            return stage
+        copies = tuple(
+            replace(c, from_stage="", from_image=self.tag(c.from_stage)) if c.from_stage
+            else replace(c, from_image=self._resolved.get(c.from_image) or c.from_image) if c.from_image
+            else c
+            for c in stage.copy
+        )
+        return replace(stage, copy=copies)
 
     def _local_pin(self, ref: str) -> str:
         try:
@@ -212,12 +231,15 @@ class ImageStep:
         return Outcome(self.name, StepStatus.DONE, decision, time.monotonic() - started, "", rel_log)
 
     def _build(self, decided: Decided, on_line: LineSink) -> None:
+        from buildgraph.images.argrefs import body_args
         from buildgraph.images.context import build_context
 
         stage, images = self.stage, self.images
         parent = images.parent(stage, on_line)
-        args = {n: v for n, v in self.ctx.spec.args if n in stage.args_used}
+        used = body_args(stage)  # not those only `from` uses: as in Docker, no RUN sees them
+        args = {n: v for n, v in self.ctx.spec.args if n in stage.args_used and n in used}
         context = build_context(self.ctx.files.root, stage)
+        stage = images.with_copy_images(stage)
         with stage_secrets.temporary_files(stage.secrets) as secrets:
             images.backend.build(stage, decided.decision.key, parent, context, args, on_line, secrets)
 

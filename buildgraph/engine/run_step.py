@@ -58,12 +58,27 @@ class RunStep:
             forced=name in ctx.options.force,
             upstream_of={path: producer for path, producer in sources if producer is not None},
             pending=pending,
+            always=self.stage.always,
         )
         locked = ctx.lock.get(name)  # the core reads the lock entry's JSON shape (core ↛ records)
+        if self.stage.frozen and not seen.forced and locked and "material" in locked:
+            kept = self._frozen(locked, seen)
+            if kept is not None:
+                return kept
         decision = decide(name, key, material, locked, seen)
         if decision.action == "run" and ctx.store.has_manifest(key):  # asked only when not up to date
             decision = decide(name, key, material, locked, dataclasses.replace(seen, cached=True))
         return Decided(decision, material)
+
+    def _frozen(self, locked: Mapping[str, Any], seen: Observed) -> Decided | None:
+        """A frozen stage is decided on its recorded key and material, so nothing that changed since
+        reruns it; None when its result is gone from both workspace and cache (then it runs)."""
+        key, material = str(locked.get("key", "")), locked["material"]
+        seen = dataclasses.replace(seen, frozen=True, pending=())
+        decision = decide(self.name, key, material, locked, seen)
+        if decision.action == "run" and self.ctx.store.has_manifest(key):
+            decision = decide(self.name, key, material, locked, dataclasses.replace(seen, cached=True))
+        return Decided(decision, material) if decision.action != "run" else None
 
     def _input_sources(self) -> list[tuple[str, str | None]]:
         """Each input with the stage producing it (None: a workspace file)."""
@@ -169,7 +184,8 @@ class RunStep:
             stage=stage.name,
             run_id=ctx.run_id,
             command=stage.command,
-            inputs=tuple((path, ctx.files.path(path)) for path in stage.inputs),
+            # params files are staged for the command to read, but only their listed values are keyed
+            inputs=tuple((path, ctx.files.path(path)) for path in _staged(stage)),
             outputs=tuple(o.path + ("/" if o.is_dir else "") for o in stage.outputs),
             scratch=scratch,
             log_path=log_path,
@@ -281,6 +297,11 @@ class RunStep:
             with writing(f"output '{path}' into the workspace", files.path(path), record.get("size")):
                 self.ctx.store.materialise(record, files.path(path), self.ctx.options.link)
             files.remember(path, record)
+
+
+def _staged(stage: RunStage) -> tuple[str, ...]:
+    """What the command finds in its work dir: its inputs, and the params files it reads."""
+    return tuple(dict.fromkeys((*stage.inputs, *stage.params_files)))
 
 
 def _unsafe_outputs(stage: RunStage, output_root: Path) -> str:

@@ -35,6 +35,22 @@ PLAIN = re.compile(r"[A-Za-z0-9_.,:/@%+=^-]*")
 _UNFOLLOWED = re.compile(r"\$\(|`|<<|(?:^|(?<=\s))#")
 
 
+def body_args(stage: ImageStage) -> set[str]:
+    """The args the stage's strings other than `from` refer to: those a Dockerfile must declare
+    inside the stage (a FROM line sees the ARGs before it, and they stay out of every RUN's
+    environment unless declared again, as in Docker). A stage made in code, with no templates:
+    all it used."""
+    if not stage.templates:
+        return set(stage.args_used)
+    return {
+        part.name
+        for where, raw in stage.templates
+        if where != "from"
+        for part in arg_parts(raw)
+        if isinstance(part, ArgRef)
+    }
+
+
 class Values:
     """Field values as Dockerfile text the way bg builds them: interpolated."""
 

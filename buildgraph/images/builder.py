@@ -6,8 +6,8 @@ in practice; the full key is on the image as the label `org.buildgraph.key`, and
 `exists` checks both, so a tag moved by hand is not trusted.
 
 Builds use the engine's classic builder through the SDK (`client.api.build` with our
-own deterministic context tar, see `context.py`). A stage with `secrets` needs
-BuildKit's `RUN --mount=type=secret`, which the SDK cannot drive: it is built with a
+own deterministic context tar, see `context.py`). A stage with `secrets` or `run` mounts
+needs BuildKit's `RUN --mount`, which the SDK cannot drive: it is built with a
 `docker` CLI that has BuildKit (`DOCKER_BUILDKIT=1 docker build --secret …`), and the
 secret files never enter the context, the image, its history or its labels.
 """
@@ -73,10 +73,14 @@ class DockerImages:
         on_line: LineSink | None = None,
         secrets: Mapping[str, Path] | None = None,
     ) -> str:
-        """Build `stage` on `parent_ref`, tag it, return its image id (`sha256:…`)."""
+        """Build `stage` on `parent_ref`, tag it, return its image id (`sha256:…`).
+
+        `args` are the `[args]` the stage uses; its own args are added, declared after FROM as
+        Docker does, so each is in the environment of every `run` line (`DEBIAN_FRONTEND`)."""
+        args = {**args, **dict(stage.args)}
         labels = {KEY_LABEL: key, PROJECT_LABEL: self.project, STAGE_LABEL: stage.name}
         tag = self.tag_for(stage.name, key)
-        if stage.secrets:
+        if stage.secrets or any(stage.run_mounts):  # RUN --mount needs BuildKit
             if parent_ref.startswith("sha256:"):
                 parent_ref = self._tag_image_id(parent_ref)  # BuildKit cannot resolve a bare id
             dockerfile = render_stage(stage, parent_ref, args, labels.items())

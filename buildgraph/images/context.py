@@ -7,7 +7,9 @@ files it lists (`engine.image_step.copy_digests` keys each copy entry by `copy_s
 - the project root is the context root: a source `stages/train.py` is at that path in
   the tar, and the Dockerfile's `COPY stages/train.py …` names it the same way;
 - directories are walked; files and symlinks (kept as links) are included, empty
-  directories below a source are not (as in git); `.bg/` is never included;
+  directories below a source are not (as in git); `.bg/` and the top-level `Buildfile.lock`
+  are never included: they are bg's state, and a project copy (`src = ["."]`, Docker's
+  `COPY . .`) holding a lock that every run rewrites would rebuild the image every time;
 - the stage's `ignore` file (`.dockerignore` syntax; default: `./.dockerignore` when it
   exists) drops what it matches;
 - the tar is deterministic: entries sorted by path, mtime 0, uid/gid 0, no user or group
@@ -34,7 +36,7 @@ from buildgraph.images.ignore import IgnoreRules
 DOCKERFILE_NAME = ".bg-Dockerfile"
 # Tells the daemon to drop our Dockerfile and this file from what COPY can see.
 _CONTEXT_DOCKERIGNORE = f"{DOCKERFILE_NAME}\n.dockerignore\n"
-_ALWAYS_EXCLUDED = (".bg",)
+_ALWAYS_EXCLUDED = (".bg", "Buildfile.lock")
 _GLOB_CHARS = frozenset("*?[")
 
 Listing = list[tuple[str, Path]]
@@ -93,8 +95,8 @@ def load_ignore_rules(root: Path, stage: ImageStage) -> IgnoreRules:
 
 def _expanded_sources(root: Path, stage: ImageStage, index: int | None = None) -> Iterator[tuple[str, Path]]:
     for i, copy in enumerate(stage.copy):
-        if index is not None and i != index:
-            continue
+        if (index is not None and i != index) or copy.from_stage or copy.from_image:
+            continue  # a copy from another image takes nothing from the project
         for j, source in enumerate(copy.sources):
             matches = list(_expand(root, source.strip("/") or "."))
             if not matches:

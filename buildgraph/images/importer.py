@@ -1,19 +1,29 @@
 """`bg import`: a Dockerfile → an equivalent Buildfile.toml, plus what could not be mapped.
 
-Mapping (everything else is named in a warning with its line number):
+The Dockerfile is read by `dfsyntax.read`, which refuses what Docker refuses (no FROM, an
+unknown instruction, `ENV PATH` with no value), naming the line. Then, as Docker reads it:
 
-- `ARG` before the first `FROM` → `[args]`; `${X}`/`$X` of a visible arg → bg's `${X}`;
-  any other `${…}` is written `$${…}` so Docker, not bg, expands it.
-- `FROM image [AS name]` → an image stage `name` (unnamed: `stage0`, `stage1`, …);
-  `FROM <earlier stage>` → `from = "<stage>"`.
-- `ENV` (both forms), `RUN` (shell form kept with its line continuations; exec form
-  quoted for sh), `WORKDIR`, `COPY`/`ADD` (`--chown` kept), `USER`, `ENTRYPOINT`/`CMD`
-  (always lists), `LABEL`, `MAINTAINER` (a label), `RUN --mount=type=secret` (secrets).
-- bg applies a stage's fields in a fixed order (env, run, workdir, copy, user; see
-  `images/dockerfile.py`). Where the Dockerfile's order differs — a `RUN` after a
-  `COPY`, an `ENV` after a `RUN`, a second `WORKDIR` — the Dockerfile stage becomes a
-  chain of image stages `name-1`, `name-2`, …, `name`, each built on the previous, so
-  the image is the same. Metadata (`LABEL`, `ENTRYPOINT`, `CMD`) goes on the last one.
+- `RUN` reaches the shell untouched: every `${` is written `$${` so that bg leaves it alone,
+  and the ARGs in scope are in the shell's environment (a stage's `args`), as in Docker —
+  `ARG DEBIAN_FRONTEND=noninteractive` keeps apt non-interactive.
+- Docker's own substitution (FROM ADD COPY ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR
+  ONBUILD) and quote removal are applied here (`images.dfwords`): an arg becomes bg's `${X}`,
+  an ENV seen earlier its value, anything else (the base image's `$HOME`) is left for Docker.
+- `ARG` before the first FROM → `[args]` (a default that uses an earlier one is written as its
+  value); `ARG` in a stage → the stage's `args` (re-declaring a global one: `X = "${X}"`);
+  BuildKit's platform args are bg's automatic ones.
+- `FROM image [AS name]` → an image stage `name` (unnamed: `stage0`, …); `FROM <stage>` and
+  `COPY --from=<stage|index|image>` name the stage (or the image).
+- `RUN --mount=type=cache|secret` → a run entry with `mounts`; `SHELL`, `EXPOSE`, `VOLUME`,
+  `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `CMD`/`ENTRYPOINT` (shell form: a string) map to keys.
+- bg applies a stage's fields in a fixed order (args, env, shell, run, workdir, copy, user; see
+  `images/dockerfile.py`). Where the Dockerfile's order differs — a `RUN` after a `COPY`, an
+  `ENV` after a `RUN`, an `ARG` after a `RUN`, a second `WORKDIR` — the Dockerfile stage becomes
+  a chain of image stages `name-1`, `name-2`, …, `name`, each built on the previous (each with
+  the args in scope), so the image is the same. Metadata goes on the last one.
+
+Every warning names its line. `COPY --link` is dropped without one: it changes how layers are
+stacked, not the files.
 """
 
 from __future__ import annotations
@@ -24,13 +34,16 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from buildgraph.core.interpolate import arg_parts
 from buildgraph.images import dfsyntax
 from buildgraph.images.dfsyntax import Instruction
+from buildgraph.images.dfwords import Known, Word, process, process_words
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|tar\.zst)$")
-_RANK = {"ENV": 0, "RUN": 1, "WORKDIR": 2, "COPY": 3, "USER": 4}
+_RANK = {"ENV": 0, "SHELL": 0, "RUN": 1, "WORKDIR": 2, "COPY": 3, "USER": 4}
+PLATFORM_ARGS = frozenset(
+    f"{p}{k}" for p in ("TARGET", "BUILD") for k in ("PLATFORM", "OS", "ARCH", "VARIANT")
+)
+_METADATA = ("expose", "volume", "healthcheck", "stopsignal", "onbuild", "entrypoint", "cmd", "labels")
 
 
 @dataclass
@@ -38,12 +51,13 @@ class _Piece:
     """One bg image stage being filled; `rank` is the latest field kind applied."""
 
     base: str
+    args: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
-    run: list[str] = field(default_factory=list)
+    shell: list[str] = field(default_factory=list)
+    run: list[Any] = field(default_factory=list)
     workdir: str = ""
     copy: list[dict[str, Any]] = field(default_factory=list)
     user: str = ""
-    secrets: list[str] = field(default_factory=list)
     rank: int = 0
 
 
@@ -51,17 +65,16 @@ class _Piece:
 class _DockerStage:
     name: str
     pieces: list[_Piece]
-    scope: set[str]  # args visible to instructions of this stage
-    workdir: str = ""  # effective WORKDIR so far ("" = the base image's, unknown)
-    labels: dict[str, str] = field(default_factory=dict)
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
+    env: dict[str, Known]  # ENV so far (a parent stage's included): Docker substitutes them
+    workdir: Known = Known("", "")  # effective WORKDIR so far ("" = the base image's, unknown)
+    args: dict[str, Known] = field(default_factory=dict)  # ARGs declared in this stage so far
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class _Importer:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.args: dict[str, str] = {}
+        self.args: dict[str, str] = {}  # [args]: the ARGs before the first FROM
         self.stages: list[_DockerStage] = []
         self.warnings: list[str] = []
         self.escape = "\\"
@@ -71,245 +84,314 @@ class _Importer:
         self.warnings.append(f"{self.file}:{line}: {message}")
 
     def read(self, text: str) -> None:
-        parsed = dfsyntax.parse(text)
+        parsed = dfsyntax.read(text, self.file)
         self.escape = parsed.escape
-        for name in parsed.directives:
-            if name not in ("escape", "check"):
-                self.warn(1, f"parser directive '{name}' is ignored: bg builds with the engine's builder")
+        for name, value in parsed.directives.items():
+            # `docker/dockerfile:1…` is the builder's own frontend: nothing is lost without it.
+            if name == "syntax" and not value.startswith("docker/dockerfile"):
+                message = f"parser directive 'syntax={value}' is ignored: bg builds with the engine's builder"
+                self.warn(1, message)
+            elif name not in ("escape", "check", "syntax"):
+                self.warn(1, f"parser directive '{name}' is ignored")
         for ins in parsed.instructions:
             self.instruction(ins)
 
     def instruction(self, ins: Instruction) -> None:
+        handler = getattr(self, "do_" + ins.keyword.lower(), None)
         if ins.heredoc:
-            self.warn(
-                ins, f"{ins.keyword} with a heredoc cannot be imported: write it as a script and copy it"
-            )
-        elif ins.keyword == "FROM":
-            self.from_(ins)
-        elif ins.keyword == "ARG":
-            self.arg(ins)
-        elif not self.stages:
-            self.warn(ins, f"{ins.keyword} before the first FROM is ignored")
+            message = f"{ins.keyword} with a heredoc cannot be imported: write it as a script and copy it"
+            self.warn(ins, message)
+        elif handler is None:
+            self.warn(ins, f"{ins.keyword} has no bg equivalent and was skipped")
         else:
-            handler = getattr(self, ins.keyword.lower(), None)
-            if handler is None or ins.keyword not in _HANDLED:
-                self.warn(ins, f"{ins.keyword} has no bg equivalent and was skipped")
-            else:
-                handler(ins)
+            handler(ins)
 
-    # -- stages and args ----------------------------------------------------------
+    # -- words, as Docker substitutes them ---------------------------------------------
 
-    def from_(self, ins: Instruction) -> None:
-        flags, rest = dfsyntax.split_flags(ins.text)
-        for flag, _ in flags:
-            self.warn(ins, f"FROM --{flag} is not supported and was dropped")
+    def lookup(self, name: str) -> Known | None:
+        """Inside a stage: an ENV wins over an ARG of the same name, as in Docker."""
+        stage = self.stages[-1]
+        return stage.env.get(name) or stage.args.get(name)
+
+    def docker_lookup(self, name: str) -> Known | None:
+        """ENV, LABEL, EXPOSE…: an ENV is left for Docker, which has it at that point of the build
+        (substituted here, `PATH=/x:$PATH` in the next piece of a chain would expand twice)."""
+        stage = self.stages[-1]
+        return None if name in stage.env else stage.args.get(name)
+
+    def global_lookup(self, name: str) -> Known | None:
+        if name in self.args:
+            return Known("${" + name + "}", self.args[name])
+        return Known("${" + name + "}", "") if name in PLATFORM_ARGS else None
+
+    def word(self, ins: Instruction, text: str, bg_resolves: bool = False, in_from: bool = False) -> str:
+        return self.known(ins, text, bg_resolves, in_from).template
+
+    def docker_word(self, ins: Instruction, text: str) -> str:
+        word = process(text, self.docker_lookup, self.escape)
+        self.report(ins, word, False)
+        return word.template
+
+    def known(self, ins: Instruction, text: str, bg_resolves: bool = False, in_from: bool = False) -> Known:
+        word = process(text, self.global_lookup if in_from else self.lookup, self.escape)
+        self.report(ins, word, bg_resolves or in_from)
+        return Known(word.template, word.value)
+
+    def known_words(self, ins: Instruction, bg_resolves: bool = False) -> list[Known]:
+        """The arguments of a COPY/ADD/VOLUME: JSON items or whitespace-separated words."""
+        if ins.json:
+            return [self.known(ins, item, bg_resolves) for item in ins.args]
+        words = process_words(ins.rest, self.lookup, self.escape)
+        for word in words:
+            self.report(ins, word, bg_resolves)
+        return [Known(w.template, w.value) for w in words]
+
+    def report(self, ins: Instruction, word: Word, bg_resolves: bool) -> None:
+        for ref in word.decided:
+            self.warn(ins, f"'{ref}' decided with the default values: --arg will not decide it again")
+        if bg_resolves:
+            for ref in word.unresolved:
+                self.warn(ins, f"'{ref}' cannot be evaluated by bg here; write the value")
+
+    # -- stages and args ----------------------------------------------------------------
+
+    def do_from(self, ins: Instruction) -> None:
+        flags, rest = dfsyntax.split_flags(ins.text, self.escape)
+        for flag, value in flags:
+            self.warn(ins, f"FROM --{flag}={value} is not supported and was dropped")
         parts = rest.split()
-        image = parts[0] if parts else ""
-        name = (
-            parts[2].lower() if len(parts) >= 3 and parts[1].lower() == "as" else f"stage{len(self.stages)}"
-        )
-        earlier = {s.name: s for s in self.stages}
-        parent = earlier.get(image.lower())
-        base = parent.name if parent else self.refs(ins, image, set(self.args))
+        image = self.word(ins, parts[0], in_from=True) if parts else ""
+        named = len(parts) >= 3 and parts[1].lower() == "as"
+        name = parts[2].lower() if named else f"stage{len(self.stages)}"
+        parent = self.stage_named(image, len(self.stages))
         if image.lower() == "scratch":
             self.warn(ins, "FROM scratch has no bg equivalent; give the stage a real base image")
-        self.stages.append(_DockerStage(name, [_Piece(base)], set(), parent.workdir if parent else ""))
+        base = parent.name if parent else image
+        env = dict(parent.env) if parent else {}
+        workdir = parent.workdir if parent else Known("", "")
+        self.stages.append(_DockerStage(name, [_Piece(base)], env, workdir))
 
-    def arg(self, ins: Instruction) -> None:
-        for word in dfsyntax.words(ins.text, self.escape):
-            name, eq, default = word.partition("=")
-            if name in self.args and eq and default != self.args[name]:
-                self.warn(
-                    ins, f"ARG {name} declared again with another default; bg keeps '{self.args[name]}'"
-                )
-            elif name not in self.args:
-                self.args[name] = default
-                if not eq:
-                    self.warn(ins, f"ARG {name} has no default; set one in [args] or pass --arg {name}=…")
+    def stage_named(self, name: str, earlier: int) -> _DockerStage | None:
+        """One of the first `earlier` stages, by name or index (`COPY --from=0`)."""
+        if name.isdigit() and int(name) < earlier:
+            return self.stages[int(name)]
+        return next((s for s in self.stages[:earlier] if s.name == name.lower()), None)
+
+    def do_arg(self, ins: Instruction) -> None:
+        for raw in ins.args:
+            name, eq, default = raw.partition("=")
             if self.stages:
-                self.stages[-1].scope.add(name)
+                self.stage_arg(ins, name, default if eq else None)
+            else:
+                self.global_arg(ins, name, default if eq else None)
 
-    def refs(self, ins: Instruction, text: str, scope: set[str]) -> str:
-        """Docker `$X`/`${X}` of visible args → bg `${X}`; other `${…}` escaped as `$${…}`."""
+    def global_arg(self, ins: Instruction, name: str, default: str | None) -> None:
+        if default is None and name in PLATFORM_ARGS:
+            return  # bg provides it, as BuildKit does
+        word = process(default or "", self.global_lookup, self.escape)
+        if word.template != word.value:
+            self.warn(ins, f"ARG {name}'s default uses other args; [args] holds its value '{word.value}'")
+        if name in self.args and default is not None and word.value != self.args[name]:
+            self.warn(ins, f"ARG {name} declared again with another default; bg keeps '{self.args[name]}'")
+            return
+        # No default: "" in bg, unset in Docker: the same but for `${X-w}`, `${X+w}`.
+        self.args.setdefault(name, word.value)
 
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(3)
-            if name in scope:
-                if match.group(2):
-                    self.warn(
-                        ins, f"'${{{name}{match.group(2)}}}' modifier dropped: bg substitutes the arg's value"
-                    )
-                return "${" + name + "}"
-            return "$" + match.group(0) if match.group(1) else match.group(0)
+    def stage_arg(self, ins: Instruction, name: str, default: str | None) -> None:
+        stage = self.stages[-1]
+        if default is not None:
+            word = process(default, self.lookup, self.escape)
+            self.report(ins, word, False)
+            known = Known(word.template, word.value)
+        elif name in self.args or name in PLATFORM_ARGS:
+            known = Known("${" + name + "}", self.args.get(name, ""))
+        else:
+            known = Known("", "")  # as for a global ARG with no default
+        piece = stage.pieces[-1]
+        if piece.run:  # the RUNs before this ARG must not see it
+            piece = self.new_piece(stage)
+        stage.args[name] = Known("${" + name + "}", known.value)
+        piece.args[name] = known.template
 
-        return _REF.sub(replace, text)
+    # -- filesystem instructions (ordered) ---------------------------------------------
 
-    # -- filesystem instructions (ordered) ---------------------------------------
+    def new_piece(self, stage: _DockerStage) -> _Piece:
+        piece = _Piece(base=f"@{len(stage.pieces) - 1}", args=dict(stage.pieces[-1].args))
+        stage.pieces.append(piece)
+        return piece
 
     def piece_for(self, keyword: str) -> _Piece:
         """The current piece, or a new one chained on it when `keyword` comes too late."""
         stage = self.stages[-1]
         piece = stage.pieces[-1]
         rank = _RANK[keyword]
-        if rank < piece.rank or (keyword == "WORKDIR" and piece.workdir):
-            piece = _Piece(base=f"@{len(stage.pieces) - 1}")
-            stage.pieces.append(piece)
+        if rank < piece.rank or (keyword in ("WORKDIR", "SHELL") and getattr(piece, keyword.lower())):
+            piece = self.new_piece(stage)
         piece.rank = rank
         return piece
 
-    def env(self, ins: Instruction) -> None:
-        pairs = dfsyntax.split_assignments(ins.text, self.escape)
-        if pairs is None:
-            key, _, value = ins.text.partition(" ")
-            pairs = [(key, " ".join(dfsyntax.words(value.strip(), self.escape)))]
-        piece = self.piece_for("ENV")
-        for key, value in pairs:
-            piece.env[key] = self.refs(ins, value, self.stages[-1].scope)
-
-    def run(self, ins: Instruction) -> None:
-        flags, _ = dfsyntax.split_flags(ins.text)
-        secrets = [self.secret_flag(ins, value) for flag, value in flags if flag == "mount"]
-        for flag, value in flags:
-            if flag != "mount":
-                self.warn(ins, f"RUN --{flag}={value} is not supported and was dropped")
-        command = self.run_command(ins, len(flags))
-        piece = self.piece_for("RUN")
-        piece.run.append(self.refs(ins, command, self.stages[-1].scope))
-        piece.secrets += [s for s in secrets if s and s not in piece.secrets]
-
-    def run_command(self, ins: Instruction, n_flags: int) -> str:
-        _, text = dfsyntax.split_flags(ins.text)
-        argv = dfsyntax.exec_form(text)
-        if argv is not None:
-            return shlex.join(argv)
-        if self.escape != "\\" or len(ins.pieces) == 1:
-            return text
-        first = dfsyntax.split_flags(ins.pieces[0])[1] if n_flags else ins.pieces[0]
-        lines = [first.rstrip(), *(p.rstrip() for p in ins.pieces[1:])]
-        return " \\\n".join(line for line in lines if line.strip()).strip()
-
-    def secret_flag(self, ins: Instruction, value: str) -> str:
-        options = dict(part.partition("=")[::2] for part in value.split(","))
-        if options.get("type") != "secret":
-            self.warn(ins, f"RUN --mount={value} is not supported and was dropped")
-            return ""
-        if options.get("target") or options.get("dst") or options.get("env"):
-            self.warn(ins, "secret mounted elsewhere than /run/secrets/<id>; bg mounts it there")
-        return options.get("id", "")
-
-    def workdir(self, ins: Instruction) -> None:
+    def do_env(self, ins: Instruction) -> None:
         stage = self.stages[-1]
-        path = self.refs(ins, ins.text.strip(), stage.scope)
-        if not self.absolute(path) and stage.workdir:
-            path = posixpath.join(stage.workdir, path)
-        self.piece_for("WORKDIR").workdir = stage.workdir = path
+        # All pairs of one ENV see the environment from before it, as in Docker.
+        words = [(key, process(value, self.docker_lookup, self.escape)) for key, value in ins.pairs()]
+        piece = self.piece_for("ENV")
+        for key, word in words:
+            self.report(ins, word, False)
+            piece.env[key] = word.template
+            stage.env[key] = Known(word.template, word.value)
 
-    def copy(self, ins: Instruction, add: bool = False) -> None:
-        keyword = "ADD" if add else "COPY"
-        flags, text = dfsyntax.split_flags(ins.text)
-        entry: dict[str, Any] = {}
-        for flag, value in flags:
-            if flag == "from":
-                self.warn(
-                    ins, f"COPY --from={value} cannot be mapped: bg image stages do not copy between images"
-                )
-                return
-            if flag == "chown":
-                entry["chown"] = value
-            else:
-                self.warn(ins, f"{keyword} --{flag} is not supported and was dropped")
-        paths = dfsyntax.exec_form(text) or dfsyntax.words(text, self.escape)
+    def do_shell(self, ins: Instruction) -> None:
+        self.piece_for("SHELL").shell = list(ins.args)
+
+    def do_run(self, ins: Instruction) -> None:
+        mounts = [m for m in (self.mount(ins, f) for f in self.flags(ins, "RUN", ("mount",))) if m]
+        command = _literal_dollars(shlex.join(ins.args) if ins.json else self.shell_text(ins))
+        self.piece_for("RUN").run.append({"command": command, "mounts": mounts} if mounts else command)
+
+    def shell_text(self, ins: Instruction) -> str:
+        """The command with its line continuations kept where sh reads them as Docker joins them."""
+        return ins.rest if self.escape != "\\" else dfsyntax.shell_lines(ins)
+
+    def flags(self, ins: Instruction, keyword: str, kept: tuple[str, ...]) -> list[tuple[str, str]]:
+        pairs = [(n.lower(), v) for n, _, v in (f[2:].partition("=") for f in ins.flags)]
+        for name, value in pairs:
+            if name not in kept and name != "link":
+                self.warn(ins, f"{keyword} --{name}={value} is not supported and was dropped")
+        return [(n, v) for n, v in pairs if n in kept]
+
+    def mount(self, ins: Instruction, flag: tuple[str, str]) -> dict[str, str] | None:
+        options = dict(part.partition("=")[::2] for part in flag[1].split(","))
+        kind = options.get("type", "bind")
+        target = options.get("target") or options.get("dst") or options.get("destination") or ""
+        if kind == "cache" and target:
+            return {"type": "cache", "target": target}
+        if kind == "secret" and options.get("id"):
+            if target or options.get("env"):
+                self.warn(ins, "secret mounted elsewhere than /run/secrets/<id>; bg mounts it there")
+            return {"type": "secret", "id": options["id"]}
+        self.warn(ins, f"RUN --mount={flag[1]} cannot be expressed and was dropped")
+        return None
+
+    def do_workdir(self, ins: Instruction) -> None:
+        stage = self.stages[-1]
+        path = self.known(ins, ins.rest)
+        if not path.value.startswith("/"):
+            base = stage.workdir
+            if not base.value.startswith("/"):
+                where = f"WORKDIR '{path.template}'"
+                self.warn(ins, f"{where} is relative to the base image's WORKDIR, taken to be /")
+                base = Known("/", "/")
+            path = Known(posixpath.join(base.template, path.template), posixpath.join(base.value, path.value))
+        self.piece_for("WORKDIR").workdir = path.template
+        stage.workdir = path
+
+    def do_copy(self, ins: Instruction, keyword: str = "COPY") -> None:
+        flags = dict(self.flags(ins, keyword, ("from", "chown") if keyword == "COPY" else ("chown",)))
+        paths = self.known_words(ins)
         if len(paths) < 2:
             self.warn(ins, f"{keyword} needs a source and a destination")
             return
-        sources = self.copy_sources(ins, keyword, paths[:-1])
+        entry: dict[str, Any] = {}
+        if "from" in flags:
+            source = self.stage_named(self.word(ins, flags["from"]), len(self.stages) - 1)
+            entry["from"] = source.name if source else self.word(ins, flags["from"])
+        sources = self.copy_sources(ins, keyword, paths[:-1], bool(entry))
         if sources:
-            scope = self.stages[-1].scope
-            dest = self.absolute_dest(ins, self.refs(ins, paths[-1], scope))
-            entry = {"src": [self.refs(ins, s, scope) for s in sources], "dest": dest, **entry}
+            entry = {**entry, "src": sources, "dest": self.absolute_dest(ins, paths[-1])}
+            if "chown" in flags:
+                entry["chown"] = self.word(ins, flags["chown"])
             self.piece_for("COPY").copy.append(entry)
 
-    def absolute_dest(self, ins: Instruction, dest: str) -> str:
+    def absolute_dest(self, ins: Instruction, dest: Known) -> str:
         """bg wants absolute destinations: resolve a relative one against the WORKDIR, as Docker does."""
-        if self.absolute(dest):
-            return dest
+        if dest.value.startswith("/"):
+            return dest.template
         workdir = self.stages[-1].workdir
-        if not self.absolute(workdir):
-            self.warn(ins, f"destination '{dest}' is relative to the base image's WORKDIR, taken to be /")
-            workdir = "/" + workdir
-        absolute = posixpath.normpath(posixpath.join(workdir, dest))
-        directory = dest.endswith("/") or dest in (".", "..")
+        if not workdir.value.startswith("/"):
+            where = f"destination '{dest.template}'"
+            self.warn(ins, f"{where} is relative to the base image's WORKDIR, taken to be /")
+            workdir = Known("/" + workdir.template, "/")
+        absolute = posixpath.normpath(posixpath.join(workdir.template, dest.template))
+        directory = dest.template.endswith("/") or dest.template in (".", "..")
         return absolute + "/" if directory and absolute != "/" else absolute
 
-    def absolute(self, path: str) -> bool:
-        """Whether `path` (bg's `${NAME}` in it) is absolute once the args take their defaults:
-        `${PREFIX}/app` is, where PREFIX is `/opt`, as Docker would substitute it."""
-        parts = arg_parts(path)
-        return "".join(p if isinstance(p, str) else self.args.get(p.name, "") for p in parts).startswith("/")
-
-    def copy_sources(self, ins: Instruction, keyword: str, sources: list[str]) -> list[str]:
+    def copy_sources(
+        self, ins: Instruction, keyword: str, paths: list[Known], other_image: bool
+    ) -> list[str]:
         kept = []
-        for source in sources:
+        for path in paths:
+            source = path.template
             if re.match(r"^[a-z]+://|^git@", source):
                 self.warn(ins, f"{keyword} of a URL ({source}) cannot be mapped: download it in a run stage")
-            else:
-                if keyword == "ADD" and _ARCHIVE.search(source):
-                    self.warn(ins, f"ADD {source}: Docker extracts archives, bg copies the file as it is")
-                kept.append(posixpath.normpath(source))
+                continue
+            if keyword == "ADD" and _ARCHIVE.search(source):
+                self.warn(ins, f"ADD {source}: Docker extracts archives, bg copies the file as it is")
+            if "$" in source and not path.value.strip("/."):
+                self.warn(ins, f"{keyword} source '{source}' is empty with the args' defaults: pass --arg")
+            elif not other_image and "$" in path.value:
+                self.warn(ins, f"{keyword} source '{source}' uses a variable bg cannot know")
+            kept.append(source if other_image else posixpath.normpath(source))
         return kept
 
-    def add(self, ins: Instruction) -> None:
-        self.copy(ins, add=True)
+    def do_add(self, ins: Instruction) -> None:
+        self.do_copy(ins, "ADD")
 
-    def user(self, ins: Instruction) -> None:
-        self.piece_for("USER").user = self.refs(ins, ins.text.strip(), self.stages[-1].scope)
+    def do_user(self, ins: Instruction) -> None:
+        self.piece_for("USER").user = self.word(ins, ins.rest)
 
-    # -- metadata (order-free: kept on the Docker stage's last piece) ---------------
+    # -- metadata (order-free: kept on the Docker stage's last piece) ---------------------
 
-    def entrypoint(self, ins: Instruction) -> None:
-        self.stages[-1].entrypoint = self.command_list(ins)
+    def do_entrypoint(self, ins: Instruction) -> None:
+        self.stages[-1].meta["entrypoint"] = list(ins.args) if ins.json else ins.rest
 
-    def cmd(self, ins: Instruction) -> None:
-        self.stages[-1].cmd = self.command_list(ins)
+    def do_cmd(self, ins: Instruction) -> None:
+        self.stages[-1].meta["cmd"] = list(ins.args) if ins.json else ins.rest
 
-    def command_list(self, ins: Instruction) -> list[str]:
-        argv = dfsyntax.exec_form(ins.text)
-        return argv if argv is not None else ["/bin/sh", "-c", ins.text]
+    def do_label(self, ins: Instruction) -> None:
+        labels = self.stages[-1].meta.setdefault("labels", {})
+        for key, value in ins.pairs():
+            labels[self.docker_word(ins, key)] = self.docker_word(ins, value)
 
-    def label(self, ins: Instruction) -> None:
-        pairs = dfsyntax.split_assignments(ins.text, self.escape)
-        if pairs is None:
-            key, _, value = ins.text.partition(" ")
-            pairs = [(key, " ".join(dfsyntax.words(value, self.escape)))]
-        for key, value in pairs:
-            self.stages[-1].labels[key] = self.refs(ins, value, self.stages[-1].scope)
+    def do_maintainer(self, ins: Instruction) -> None:
+        authors = "org.opencontainers.image.authors"
+        self.warn(ins, f"MAINTAINER sets the image's Author field; bg writes the label {authors}")
+        self.stages[-1].meta.setdefault("labels", {})["org.opencontainers.image.authors"] = ins.rest
 
-    def maintainer(self, ins: Instruction) -> None:
-        self.stages[-1].labels["org.opencontainers.image.authors"] = ins.text.strip()
+    def do_expose(self, ins: Instruction) -> None:
+        ports = [p.template for p in self.known_words(ins)]
+        self.stages[-1].meta.setdefault("expose", []).extend(ports)
 
-    def expose(self, ins: Instruction) -> None:
-        self.warn(ins, f"EXPOSE {ins.text} was skipped: bg has no ports; publish them when you run the image")
+    def do_volume(self, ins: Instruction) -> None:
+        paths = [p.template for p in self.known_words(ins)]
+        self.stages[-1].meta.setdefault("volume", []).extend(paths)
+
+    def do_stopsignal(self, ins: Instruction) -> None:
+        self.stages[-1].meta["stopsignal"] = self.docker_word(ins, ins.rest)
+
+    def do_onbuild(self, ins: Instruction) -> None:
+        self.stages[-1].meta.setdefault("onbuild", []).append(ins.rest)
+
+    def do_healthcheck(self, ins: Instruction) -> None:
+        check: dict[str, Any] = {}
+        for name, value in self.flags(ins, "HEALTHCHECK", ("interval", "timeout", "start-period", "retries")):
+            check[name.replace("-", "_")] = int(value) if name == "retries" and value.isdigit() else value
+        kind = ins.args[0].upper() if ins.args else "NONE"
+        command: Any = list(ins.args[1:]) if ins.json else " ".join(ins.args[1:])
+        check["test"] = "NONE" if kind == "NONE" else command
+        self.stages[-1].meta["healthcheck"] = check
 
 
-_HANDLED = {
-    "ENV",
-    "RUN",
-    "WORKDIR",
-    "COPY",
-    "ADD",
-    "USER",
-    "ENTRYPOINT",
-    "CMD",
-    "LABEL",
-    "MAINTAINER",
-    "EXPOSE",
-}
+def _literal_dollars(command: str) -> str:
+    """A shell command as a Buildfile string that bg does not interpolate: `${` → `$${`."""
+    return command.replace("${", "$${")
 
 
 def import_dockerfile(
     text: str, file: str = "Dockerfile", project: str = "imported"
 ) -> tuple[str, list[str]]:
-    """The Buildfile.toml for a Dockerfile's `text`, and a warning per thing not mapped."""
+    """The Buildfile.toml for a Dockerfile's `text`, and a warning per thing not mapped.
+
+    Raises BuildfileError (naming the line) for a file Docker would refuse to build."""
     import tomli_w
 
     importer = _Importer(file)
@@ -331,17 +413,11 @@ def _stages_table(stages: list[_DockerStage]) -> dict[str, dict[str, Any]]:
         for i, piece in enumerate(stage.pieces):
             base = names[int(piece.base[1:])] if piece.base.startswith("@") else piece.base
             table[names[i]] = _piece_table(piece, base)
-        last = table[stage.name]
-        if stage.entrypoint is not None:
-            last["entrypoint"] = stage.entrypoint
-        if stage.cmd is not None:
-            last["cmd"] = stage.cmd
-        if stage.labels:
-            last["labels"] = stage.labels
+        table[stage.name] |= {k: stage.meta[k] for k in _METADATA if k in stage.meta}
     return table
 
 
 def _piece_table(piece: _Piece, base: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {"from": base, "env": piece.env, "run": piece.run, "workdir": piece.workdir}
-    fields |= {"copy": piece.copy, "user": piece.user, "secrets": piece.secrets}
+    fields: dict[str, Any] = {"from": base, "args": piece.args, "env": piece.env, "shell": piece.shell}
+    fields |= {"run": piece.run, "workdir": piece.workdir, "copy": piece.copy, "user": piece.user}
     return {k: v for k, v in fields.items() if v}

@@ -34,8 +34,12 @@ from = { debian = "bookworm", packages = ["hello"] }
 def _lose_images(client: Any) -> None:
     """What a fresh machine has of this project: no stage image, no Debian base."""
     for name in ("bg/debrepro/base", debian_tag(SPEC, debian_key(SPEC))):
+        repository = name.split(":")[0]
         for image in client.images.list(name=name):
-            client.images.remove(image.id, force=True)
+            # by tag, not by id: an untagged child left by an earlier build would refuse the removal
+            for tag in image.tags:
+                if tag.split(":")[0] == repository:
+                    client.images.remove(tag)
 
 
 def _built(project: Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from buildgraph.dockerd.containers import PID_LABEL
 from buildgraph.executors.base import Job
@@ -36,9 +37,12 @@ from buildgraph.images.builder import KEY_LABEL, PROJECT_LABEL, STAGE_LABEL
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_STAGES = ("data", "train", "evaluate", "plot")
+RUN_STAGES = ("data", "train-lenet", "train-resnet", "evaluate-lenet", "evaluate-resnet", "compare", "plot")
+LENET = ("train-lenet", "evaluate-lenet", "compare", "plot")  # what the lenet's epochs rerun
 IMAGE_STAGES = ("base-debian", "deps", "code")
-TINY = {"synthetic_train": 500, "synthetic_test": 200, "epochs": 1}
+TARGETS = ("plot", "compare")  # the Buildfile's default
+TINY = {"synthetic_train": 500, "synthetic_test": 200}
+TINY_EPOCHS = {"lenet": 1, "resnet": 1}
 DOCKER = ("--executor", "docker", "--arg", "BASE=base-debian")
 DEPS_RUN = 'pip install --no-cache-dir matplotlib"]'  # the end of the deps stage's `run` line
 OTHER_UID = "1234:1234"
@@ -77,11 +81,11 @@ class Project:
         return out
 
     def run(self, *targets: str, **params: Any) -> Events:
-        out = self.bg("run", *(targets or ("plot",)), "--json", **params)
+        out = self.bg("run", *(targets or TARGETS), "--json", **params)
         return Events([json.loads(line) for line in out.splitlines() if line.startswith("{")])
 
     def status(self, *targets: str, **params: Any) -> dict[str, dict[str, Any]]:
-        out = self.bg("status", *(targets or ("plot",)), "--json", **params)
+        out = self.bg("status", *(targets or TARGETS), "--json", **params)
         return {d["stage"]: d for d in json.loads(out)}
 
     def lock(self) -> dict[str, Any]:
@@ -93,6 +97,12 @@ class Project:
         text = path.read_text()
         assert text.count(old) == 1, f"{relpath}: {old!r} should occur once"
         path.write_text(text.replace(old, new))
+
+    def epochs(self, **epochs: int) -> None:
+        """params.yaml with these epochs (and the committed file's other values)."""
+        doc = yaml.safe_load((ROOT / "params.yaml").read_text())
+        doc["train"]["epochs"] = {**TINY_EPOCHS, **epochs}
+        (self.root / "params.yaml").write_text(yaml.safe_dump(doc))
 
     def append(self, relpath: str, text: str) -> None:
         with (self.root / relpath).open("a") as f:
@@ -124,8 +134,9 @@ def project(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     name = f"cifar10-t{uuid.uuid4().hex[:8]}"
     project = Project(root, name)
     project.edit("Buildfile.toml", 'name = "cifar10"', f'name = "{name}"')
+    project.epochs()
     try:
-        project.first_run = project.run("plot", "code")
+        project.first_run = project.run(*TARGETS, "code")
         yield project
     finally:
         remove_project_images(client, name)
@@ -134,13 +145,17 @@ def project(client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 @pytest.fixture(autouse=True)
 def as_first_built(project: Project) -> Iterator[None]:
     """Undo a test's edits to the project's sources, then bring it back to the first run's state."""
-    sources = [project.root / "Buildfile.toml", *sorted((project.root / "stages").glob("*.py"))]
+    sources = [
+        project.root / "Buildfile.toml",
+        project.root / "params.yaml",
+        *sorted((project.root / "stages").glob("*.py")),
+    ]
     before = {path: path.read_bytes() for path in sources}
     yield
     changed = [path for path, data in before.items() if path.read_bytes() != data]
     for path in changed:
         path.write_bytes(before[path])
-    project.run("plot", "code")  # restores or skips: every key is a first-run key again
+    project.run(*TARGETS, "code")  # restores or skips: every key is a first-run key again
 
 
 def test_first_run_builds_the_images_and_runs_every_stage(project: Project, client: Any) -> None:
@@ -155,16 +170,24 @@ def test_first_run_builds_the_images_and_runs_every_stage(project: Project, clie
         assert (labels[PROJECT_LABEL], labels[STAGE_LABEL]) == (project.name, stage)
     code = client.images.get(lock["code"]["image"])
     assert (code.attrs["Config"]["User"], code.attrs["Config"]["WorkingDir"]) == ("1000:1000", "/opt/cifar10")
-    assert actions(project.status("plot", "code")) == dict.fromkeys((*IMAGE_STAGES, *RUN_STAGES), "skip")
+    assert actions(project.status(*TARGETS, "code")) == dict.fromkeys((*IMAGE_STAGES, *RUN_STAGES), "skip")
 
 
 def test_outputs_exist_and_belong_to_the_invoking_user(project: Project) -> None:
-    outputs = ("model.pt", "metrics.json", "figure.png", "loss.json", "data/cifar-10-batches-py/test_batch")
+    outputs = (
+        "models/lenet/model.pt",
+        "models/resnet/model.pt",
+        "eval/lenet/metrics.json",
+        "comparison.json",
+        "figure.png",
+        "models/lenet/loss.json",
+        "data/cifar-10-batches-py/test_batch",
+    )
     for name in outputs:
         stat = (project.root / name).stat()
         assert stat.st_size > 0, name
         assert (stat.st_uid, stat.st_gid) == (os.getuid(), os.getgid()), name
-    metrics = json.loads((project.root / "metrics.json").read_text())
+    metrics = json.loads((project.root / "eval/lenet/metrics.json").read_text())
     assert metrics["test_images"] == TINY["synthetic_test"]
     assert (project.root / "figure.png").read_bytes().startswith(b"\x89PNG")
 
@@ -198,16 +221,19 @@ def test_plot_runs_in_the_deps_image_as_a_non_root_user(
 
 def test_editing_train_rebuilds_only_code_and_reruns_only_train(project: Project, client: Any) -> None:
     project.append("stages/train.py", f"# an edit that leaves the weights alone ({uuid.uuid4().hex})\n")
-    decisions = project.status("plot", "code")
-    assert {s: actions(decisions)[s] for s in ("base-debian", "deps", "code", "data", "train")} == {
-        "base-debian": "skip", "deps": "skip", "code": "build", "data": "skip", "train": "run",
+    decisions = project.status(*TARGETS, "code")
+    chosen = ("base-debian", "deps", "code", "data", "train-lenet", "train-resnet")
+    assert {s: actions(decisions)[s] for s in chosen} == {
+        "base-debian": "skip", "deps": "skip", "code": "build", "data": "skip",
+        "train-lenet": "run", "train-resnet": "run",
     }  # fmt: skip
-    assert reason_texts(decisions["train"]) == ["input stages/train.py changed"]
+    assert reason_texts(decisions["train-lenet"]) == ["input stages/train.py changed"]
     old_code = project.lock()["code"]
-    events = project.run("plot", "code")
+    events = project.run(*TARGETS, "code")
     assert events.started("build") == {"code"}
-    assert events.started("run") == {"train"}
-    assert events.with_status("cutoff") == {"evaluate", "plot"}  # model.pt came out byte-identical
+    assert events.started("run") == {"train-lenet", "train-resnet"}
+    # the weights came out byte-identical
+    assert events.with_status("cutoff") == {"evaluate-lenet", "evaluate-resnet", "plot"}
     new_code = project.lock()["code"]
     assert new_code["key"] == decisions["code"]["key"] != old_code["key"]
     new_image, old_image = client.images.get(new_code["image"]), client.images.get(old_code["image"])
@@ -218,38 +244,36 @@ def test_editing_train_rebuilds_only_code_and_reruns_only_train(project: Project
 def test_editing_plot_reruns_plot_alone(project: Project) -> None:
     figure = (project.root / "figure.png").read_bytes()
     project.append("stages/plot.py", "# a comment\n")
-    unchanged = ("base-debian", "deps", "data", "train", "evaluate")
+    unchanged = ("base-debian", "deps", *(s for s in RUN_STAGES if s != "plot"))
     assert actions(project.status()) == {**dict.fromkeys(unchanged, "skip"), "plot": "run"}
     events = project.run()
     assert events.started("run", "build", "restore") == {"plot"}
-    assert events.finished()["train"] == "skipped"
+    assert events.finished()["train-lenet"] == "skipped"
     assert (project.root / "figure.png").read_bytes() == figure  # the scripts are byte-reproducible
 
 
 def test_whitespace_edit_of_evaluate_reruns_it_and_cuts_off_plot(project: Project) -> None:
-    metrics = (project.root / "metrics.json").read_bytes()
+    metrics = (project.root / "eval/lenet/metrics.json").read_bytes()
     project.append("stages/evaluate.py", "\n\n")
     events = project.run()
-    assert events.started("run", "build", "restore") == {"evaluate"}
-    assert events.finished()["plot"] == "cutoff"
-    assert (project.root / "metrics.json").read_bytes() == metrics
+    assert events.started("run", "build", "restore") == {"evaluate-lenet", "evaluate-resnet"}
+    assert (events.finished()["plot"], events.finished()["compare"]) == ("cutoff", "cutoff")
+    assert (project.root / "eval/lenet/metrics.json").read_bytes() == metrics
 
 
-def test_epochs_rerun_train_evaluate_plot_then_come_back_from_the_cache(project: Project) -> None:
-    first = {p: (project.root / p).read_bytes() for p in ("model.pt", "metrics.json", "figure.png")}
-    events = project.run(epochs=2)
-    assert events.started("run") == {"train", "evaluate", "plot"}
-    assert (project.root / "model.pt").read_bytes() != first["model.pt"]
+def test_lenet_epochs_rerun_its_stages_then_come_back_from_the_cache(project: Project) -> None:
+    first = {p: (project.root / p).read_bytes() for p in ("models/lenet/model.pt", "comparison.json")}
+    project.epochs(lenet=2)  # params.yaml: only the stages that list train.epochs.lenet, and after them
+    events = project.run()
+    assert events.started("run") == set(LENET)
+    assert (project.root / "models/lenet/model.pt").read_bytes() != first["models/lenet/model.pt"]
 
-    decisions = project.status(epochs=1)
-    assert {s: actions(decisions)[s] for s in ("train", "evaluate", "plot")} == dict.fromkeys(
-        ("train", "evaluate", "plot"), "restore"
-    )
-    events = project.run(epochs=1)
+    project.epochs(lenet=1)
+    decisions = project.status()
+    assert {s: actions(decisions)[s] for s in LENET} == dict.fromkeys(LENET, "restore")
+    events = project.run()
     assert events.started("run", "build") == set()
-    assert {s: events.finished()[s] for s in ("train", "evaluate", "plot")} == dict.fromkeys(
-        ("train", "evaluate", "plot"), "cached"
-    )
+    assert {s: events.finished()[s] for s in LENET} == dict.fromkeys(LENET, "cached")
     assert {p: (project.root / p).read_bytes() for p in first} == first
 
 
@@ -257,12 +281,12 @@ def test_editing_the_deps_run_line_rebuilds_deps_and_code_but_not_the_base(proje
     buildfile = (project.root / "Buildfile.toml").read_text()
     project.edit("Buildfile.toml", DEPS_RUN, DEPS_RUN[:-2] + ' && true"]')
     try:
-        decisions = project.status("plot", "code")
+        decisions = project.status(*TARGETS, "code")
         assert actions(decisions) == {
             "base-debian": "skip", "deps": "build", "code": "build", **dict.fromkeys(RUN_STAGES, "run"),
         }  # fmt: skip
         assert reason_texts(decisions["data"]) == ["image changed"]
-        events = project.run("plot", "code")
+        events = project.run(*TARGETS, "code")
         assert events.started("build") == {"deps", "code"}
         assert events.started("run") == set(RUN_STAGES)
         assert events.finished()["base-debian"] == "skipped"
@@ -301,7 +325,7 @@ def test_the_example_passes_its_audit_in_its_image(project: Project, client: Any
     assert {s["stage"] for s in found["stages"]} == set(RUN_STAGES)
     assert {s["executor"] for s in found["stages"]} == {"docker"}
     outputs = {o["path"]: o["result"] for s in found["stages"] for o in s["outputs"]}
-    assert {"model.pt", "metrics.json", "figure.png", "loss.json", "data"} <= set(outputs)
+    assert {"models/lenet", "eval/resnet", "comparison.json", "figure.png", "data"} <= set(outputs)
     assert set(outputs.values()) == {"identical"}
 
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import ROOT
-from .pipeline import RUN_STAGES, SMALL
+from .pipeline import NETS, RUN_STAGES, SMALL, SMALL_TRAIN, params_file
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
@@ -39,6 +40,7 @@ def bg(root: Path, *args: str, check: int = 0) -> str:
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cifar10-audit")
     shutil.copy2(ROOT / "Buildfile.toml", root / "Buildfile.toml")
+    (root / "params.yaml").write_text(yaml.safe_dump(params_file(**SMALL_TRAIN)))
     shutil.copytree(ROOT / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     bg(root, "run", "--executor", "local")
     return root
@@ -51,9 +53,9 @@ def test_every_output_of_the_example_reproduces(example: Path) -> None:
     outputs = {o["path"]: o["result"] for s in found["stages"] for o in s["outputs"]}
     assert set(outputs) == {
         "data",
-        "model.pt",
-        "loss.json",
-        "metrics.json",
+        *(f"models/{net}" for net in NETS),
+        *(f"eval/{net}" for net in NETS),
+        "comparison.json",
         "figure.png",
         "confusion.png",
         "loss.png",
@@ -68,11 +70,12 @@ def test_the_example_reproduces_under_variation(example: Path) -> None:
 
 
 def test_auditing_evaluate_reads_the_recorded_model_without_training(example: Path) -> None:
-    (example / "model.pt").unlink()  # the recorded model comes from the cache, by digest
+    shutil.rmtree(example / "models/lenet")  # the recorded model comes from the cache, by digest
     try:
-        found = json.loads(bg(example, "audit", "evaluate", "--json"))
-        assert [s["stage"] for s in found["stages"]] == ["evaluate"]
+        found = json.loads(bg(example, "audit", "evaluate-lenet", "--json"))
+        assert [s["stage"] for s in found["stages"]] == ["evaluate-lenet"]
         assert found["reproduced"] is True
-        assert not (example / "model.pt").exists()  # the workspace is left as it was
+        assert not (example / "models/lenet").exists()  # the workspace is left as it was
     finally:
-        bg(example, "run", "--executor", "local")  # restores model.pt from the cache
+        bg(example, "run", "--executor", "local")  # restores models/lenet/ from the cache
+

@@ -90,6 +90,7 @@ RULES: dict[str, set[str]] = {
     # gets Files, a Store, an Executor
     "engine": {"cli", "commands", "audit", "workspace", "buildfile", "dockerd"},
     "audit": {"cli", "commands", "workspace", "buildfile", "dockerd"},  # the engine run on a sandbox
+    "importers": EVERYTHING - {"importers", "errors"},  # other tools' files → Buildfile text; no I/O
     "commands": {"cli"},  # the CLI hands commands what they need (shell-init: the command names)
     **{low: EVERYTHING - {low, "errors", "atomic", "faults", "diskfull"} for low in ("errors", "atomic")},
 }

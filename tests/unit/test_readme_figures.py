@@ -21,9 +21,9 @@ def test_the_readme_shows_exactly_the_recorded_run_of_the_committed_lock() -> No
     script = load_script()
     facts = json.loads(script.RECORD.read_text())
     assert facts["metrics"]["accuracy"] > 0.1
-    assert facts["printed"][0].split() == ["evaluate", "accuracy", str(facts["metrics"]["accuracy"])]
+    assert facts["printed"][0].split() == [script.STAGE, "accuracy", str(facts["metrics"]["accuracy"])]
     lock = json.loads((ROOT / "Buildfile.lock").read_text())["stages"]
-    assert facts["evaluate_key"] == lock["evaluate"]["key"], "the record is of the run the lock records"
+    assert facts["evaluate_key"] == lock[script.STAGE]["key"], "the record is of the run the lock records"
     assert script.shows((ROOT / "README.md").read_text(), facts)
 
 
@@ -31,5 +31,5 @@ def test_an_edited_figure_is_caught() -> None:
     script = load_script()
     facts = json.loads(script.RECORD.read_text())
     readme = (ROOT / "README.md").read_text()
-    edited = readme.replace(facts["printed"][0], "evaluate  accuracy  0.999")
+    edited = readme.replace(facts["printed"][0], f"{script.STAGE}  accuracy  0.999")
     assert edited != readme and not script.shows(edited, facts)

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import tomli_w
 
+from buildgraph.buildfile import ParamsFiles
 from buildgraph.core.parse import analyse, parse
 from buildgraph.core.schema import buildfile_schema, schema_text
 
@@ -58,7 +59,7 @@ def test_examples_are_valid_for_schema_and_parser(
         pytest.skip(f"{path.name} not present")
     text = path.read_text()
     assert [e.message for e in validator.iter_errors(tomllib.loads(text))] == []
-    assert analyse(text).problems == []
+    assert analyse(text, load_params=ParamsFiles(path.parent)).problems == []  # the example reads params.yaml
 
 
 INVALID = {
@@ -181,12 +182,24 @@ packages = ["python3-torch=2.1.2-1", "git"]
 mirror = "http://deb.debian.org/debian"
 [stages.img]
 from = "deb"
+args = { DEBIAN_FRONTEND = "noninteractive", TAG = "${UID}-x" }
 env = { A = 1 }
-run = "make"
+run = ["make", { command = "pip install .", mounts = [
+  { type = "cache", target = "/root/.cache/pip", id = "pip", sharing = "locked" },
+  { type = "secret", id = "TOKEN", target = "/tok", required = true },
+] }]
+shell = ["/bin/bash", "-c"]
 copy = [
   { src = "stages/", dest = "/opt/${UID}/", chown = "${UID}:${UID}" },
   { src = ["a", "b/*.py"], dest = "/o" },
+  { src = ["."], dest = "/app/" },
+  { from = "deb", src = ["/etc/hosts"], dest = "/o/", chown = "1" },
 ]
+expose = ["8080/tcp"]
+volume = ["/data"]
+stopsignal = "SIGINT"
+healthcheck = { test = ["true"], interval = "30s", timeout = "5s", start_period = "1s", retries = 3 }
+onbuild = ["RUN echo child"]
 ignore = ".dockerignore"
 workdir = "/opt"
 user = "${UID}"

@@ -211,7 +211,7 @@ def test_inputs_and_outputs_are_normalised_and_deduplicated() -> None:
 def test_metrics_must_be_a_file_among_the_outputs() -> None:
     assert problems_of(command="x", outputs=["curves/", "m.json"], metrics="curves") == [
         'stages.s.metrics: "curves" is not one of the outputs (a file)'
-        ' | add it to outputs; declared outputs: "curves/", "m.json"'
+        ' | add it to outputs, or put it inside an output directory; declared outputs: "curves/", "m.json"'
     ]
     assert run(outputs=["m.json"], metrics="./m.json").metrics == "m.json"
 

@@ -1,0 +1,1 @@
+"""Importers of other tools' pipeline files into Buildfiles (`bg import dvc.yaml`)."""
