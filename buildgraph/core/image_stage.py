@@ -45,7 +45,9 @@ IMAGE_REF = re.compile(
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
 )
 # The schema's patterns are made from these: they are written for JSON Schema too (no flags).
-_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+# a name or id, or a variable Docker substitutes at build time from the image's ENV (`USER ${NB_UID}`)
+_USER_PART = r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)"
+_USER = re.compile(f"{_USER_PART}(?::{_USER_PART})?")
 _SUITE = re.compile(r"[a-z][a-z0-9.-]*")
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*(?:=\S+)?")
 _MIRROR = re.compile(r"(?:https?|file)://\S+")

@@ -235,6 +235,11 @@ class _Importer:
         # All pairs of one ENV see the environment from before it, as in Docker.
         words = [(key, process(value, self.docker_lookup, self.escape)) for key, value in ins.pairs()]
         piece = self.piece_for("ENV")
+        if any(key in piece.env for key, _ in words):
+            # `env` is a table, one value a key: a second ENV of the same key (often
+            # `ENV P=$P:/more`) goes to a chained stage, so that it sees the first one's value
+            piece = self.new_piece(self.stages[-1])
+            piece.rank = _RANK["ENV"]
         for key, word in words:
             self.report(ins, word, False)
             piece.env[key] = word.template
@@ -264,7 +269,11 @@ class _Importer:
         kind = options.get("type", "bind")
         target = options.get("target") or options.get("dst") or options.get("destination") or ""
         if kind == "cache" and target:
-            return {"type": "cache", "target": target}
+            found = {"type": "cache", "target": target}
+            for name in ("id", "sharing"):  # two builds share a cache by id: dropping it would merge caches
+                if options.get(name):
+                    found[name] = options[name]
+            return found
         if kind == "secret" and options.get("id"):
             if target or options.get("env"):
                 self.warn(ins, "secret mounted elsewhere than /run/secrets/<id>; bg mounts it there")
@@ -330,7 +339,10 @@ class _Importer:
                 self.warn(ins, f"{keyword} source '{source}' is empty with the args' defaults: pass --arg")
             elif not other_image and "$" in path.value:
                 self.warn(ins, f"{keyword} source '{source}' uses a variable bg cannot know")
-            kept.append(source if other_image else posixpath.normpath(source))
+            if not other_image:
+                # the build context is the root of a COPY source: Docker reads `/x` as `x`
+                source = posixpath.normpath(source).lstrip("/") or "."
+            kept.append(source)
         return kept
 
     def do_add(self, ins: Instruction) -> None:

@@ -307,3 +307,18 @@ def test_platform_args_are_automatic_keyed_and_left_to_buildkit_in_the_export() 
     assert lines[-3:] == ["ARG TARGETPLATFORM", "ARG TARGETARCH", "RUN echo ${TARGETPLATFORM} $TARGETARCH"]
     # without platform values (a parse of the text alone) they are undefined, located
     assert problems(text)[0].startswith("Buildfile.toml: stages.app.args.TARGETARCH: undefined arg")
+
+
+def test_user_and_chown_may_name_a_variable_docker_substitutes() -> None:
+    """`USER ${NB_UID}` (jupyter/docker-stacks): the value comes from the image's ENV at build time."""
+    spec = parse(
+        '[project]\nname = "u"\n[stages.a]\nfrom = "debian:bookworm"\nenv = { NB_UID = "1000" }\n'
+        'user = "$${NB_UID}"\ncopy = [{ src = ["f"], dest = "/f", chown = "$${NB_UID}:$${NB_GID}" }]\n'
+    )
+    stage = spec.stages["a"]
+    assert isinstance(stage, ImageStage)
+    assert (stage.user, stage.copy[0].chown) == ("${NB_UID}", "${NB_UID}:${NB_GID}")
+    rendered = render_standalone(spec, "a")
+    assert "USER ${NB_UID}" in rendered and "COPY --chown=${NB_UID}:${NB_GID} f /f" in rendered
+    with pytest.raises(BuildfileError, match="user"):
+        parse('[project]\nname = "u"\n[stages.a]\nfrom = "debian:bookworm"\nuser = "a b"\n')

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from buildgraph.buildfile import load
 from buildgraph.core.parse import parse
 from buildgraph.core.spec import ImageStage, Spec
+from buildgraph.core.variables import platform_args
 from buildgraph.errors import BuildfileError, UsageError
 from buildgraph.images.dockerfile import docker_stage_name, render_standalone
 from buildgraph.images.importer import import_dockerfile
@@ -69,11 +71,23 @@ def stub_project(root: Path, spec: Spec, buildfile: str) -> None:
             if getattr(copy, "image", "") or getattr(copy, "from_stage", "") or copy.sources == (".",):
                 continue
             for source in copy.sources:
-                target = root / re.sub(r"[*?]|\[[^]]*\]", "x", source).strip("/")
+                # a name each pattern matches: `*`/`?` → x, `[ab]` → a
+                name = re.sub(r"\[!?([^]])[^]]*\]", r"\1", re.sub(r"[*?]", "x", source))
+                target = root / name.strip("/")
                 target = target / "file" if source.endswith("/") else target
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists():
-                    target.write_text("stub\n")
+                _stub(root, target)
+
+
+def _stub(root: Path, target: Path) -> None:
+    """A stub file at `target`; a stub standing where a folder must be (`COPY server …` then
+    `COPY server/Makefile …`) becomes that folder."""
+    for parent in reversed(target.relative_to(root).parents):
+        folder = root / parent
+        if folder.is_file():
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
+    if not target.exists():
+        target.write_text("stub\n")
 
 
 @functools.cache
@@ -83,7 +97,7 @@ def outcome(path: Path, tmp: Path) -> Outcome:
     buildfile, warnings = import_dockerfile(text, file=path.name)
     warned = _warned_lines(warnings)
     try:
-        spec = parse(buildfile)
+        spec = parse(buildfile, platform=platform_args(platform.machine()))  # as `buildfile.load` does
         root = tmp / path.stem
         root.mkdir()
         stub_project(root, spec, buildfile)

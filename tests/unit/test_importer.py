@@ -157,11 +157,16 @@ def test_cache_and_secret_mounts_are_kept_on_their_run_line() -> None:
     text = (
         "FROM a:1\nRUN --mount=type=secret,id=token cat /run/secrets/token\n"
         "RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked pip install x\n"
+        "RUN --mount=type=cache,id=apt-dev,target=/var/cache/apt apt-get update\n"
     )
     doc, warnings = imported(text)
+    cache = {"type": "cache", "target": "/root/.cache/pip", "sharing": "locked"}
+    apt = {"id": "apt-dev"}
     assert doc["stages"]["stage0"]["run"] == [
         {"command": "cat /run/secrets/token", "mounts": [{"type": "secret", "id": "token"}]},
-        {"command": "pip install x", "mounts": [{"type": "cache", "target": "/root/.cache/pip"}]},
+        {"command": "pip install x", "mounts": [cache]},  # sharing kept: concurrent builds wait
+        # the id kept: two RUNs naming one id share one cache, as in Docker
+        {"command": "apt-get update", "mounts": [{"type": "cache", "target": "/var/cache/apt", **apt}]},
     ]
     assert warnings == []
 
@@ -181,6 +186,19 @@ EOF
 ENV A=1
 FROM scratch
 """
+
+
+def test_a_second_env_of_one_key_sees_the_first() -> None:
+    """`ENV P=/a` then `ENV P=$P:/b`: one `env` table cannot hold both, so the second goes to a
+    chained stage (the export then has both ENV lines, in order, as the original)."""
+    doc, _ = imported("FROM a:1\nENV P=/a\nENV P=$P:/b\n")
+    first, second = doc["stages"]["stage0-1"], doc["stages"]["stage0"]
+    assert first["env"] == {"P": "/a"} and second["env"] == {"P": "$P:/b"} and second["from"] == "stage0-1"
+
+
+def test_an_absolute_copy_source_is_relative_to_the_context() -> None:
+    doc, _ = imported("FROM a:1\nCOPY /requirements.txt /app/\n")
+    assert doc["stages"]["stage0"]["copy"] == [{"src": ["requirements.txt"], "dest": "/app/"}]
 
 
 @pytest.mark.parametrize(
