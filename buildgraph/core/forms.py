@@ -350,7 +350,7 @@ BOOLEAN = Form({"type": "boolean"}, _boolean)
 PATH = Form(PATH_SCHEMA, lambda f, where, value: f.path(where, value)[0])
 PATH_ITEMS: JSON = {"type": "array", "items": {**PATH_SCHEMA, "description": PATH_DOC}}
 CONTAINER_PATH = Form(
-    {"type": "string", "pattern": r"^/|\$\{"}, lambda f, where, value: f.container_path(where, value)
+    {"type": "string", "pattern": r"^(/|\$)"}, lambda f, where, value: f.container_path(where, value)
 )
 NAMES = Form(
     {"type": "array", "items": {"type": "string", "pattern": whole(ARG_NAME)}, "uniqueItems": True},

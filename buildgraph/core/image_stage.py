@@ -34,7 +34,14 @@ from buildgraph.core.interpolate import ARG_NAME, ArgRef, Expander, Issue, arg_p
 from buildgraph.core.spec import Copy, DebianBase, Healthcheck, ImageRef, ImageStage, Mount, StageRef
 from buildgraph.core.suggest import closest
 
-__all__ = ["IMAGE_STAGE", "StageArgs", "read_base_in_global_scope", "read_stage_args", "split_run_lines"]
+__all__ = [
+    "IMAGE_STAGE",
+    "StageArgs",
+    "mark_shell_forms",
+    "read_base_in_global_scope",
+    "read_stage_args",
+    "split_run_lines",
+]
 
 _DOMAIN = (
     r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
@@ -304,6 +311,14 @@ def split_run_lines(kw: dict[str, Any], templates: dict[str, str] | None) -> Non
     for index in range(len(items)):  # the export finds a command's template at `run[i]`
         if templates is not None and f"run[{index}].command" in templates:
             templates[f"run[{index}]"] = templates.pop(f"run[{index}].command")
+
+
+def mark_shell_forms(kw: dict[str, Any], body: Mapping[str, object]) -> None:
+    """`entrypoint` / `cmd` written as a string are shell form (`CMD python app.py`), not a
+    one-word exec form: the export writes them so, and Docker runs them with the image's SHELL."""
+    for name in ("entrypoint", "cmd"):
+        if isinstance(body.get(name), str) and kw.get(name):
+            kw[f"{name}_shell"] = True
 
 
 MOUNT = Table(

@@ -95,6 +95,9 @@ def _config_material(stage: ImageStage) -> Material:
             found[name] = list(getattr(stage, name))
     if stage.stopsignal:
         found["stopsignal"] = stage.stopsignal
+    for name in ("entrypoint_shell", "cmd_shell"):  # shell form runs another argv than exec form
+        if getattr(stage, name):
+            found[name] = True
     if stage.healthcheck is not None:
         found["healthcheck"] = dataclasses.asdict(stage.healthcheck)
     return found

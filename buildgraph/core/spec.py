@@ -107,6 +107,10 @@ class ImageStage:
     user: str = ""
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
+    # `entrypoint` / `cmd` written as a string: Dockerfile shell form (one item), which Docker runs
+    # with the image's SHELL at that point — inherited from the parent, so not known here.
+    entrypoint_shell: bool = False
+    cmd_shell: bool = False
     labels: tuple[tuple[str, str], ...] = ()
     shell: tuple[str, ...] = ()  # Dockerfile SHELL (exec form) for the `run` lines
     expose: tuple[str, ...] = ()  # "8080/tcp"

@@ -16,6 +16,7 @@ from buildgraph.core import values as v
 from buildgraph.core.forms import Fields, Skip, Table
 from buildgraph.core.image_stage import (
     IMAGE_STAGE,
+    mark_shell_forms,
     read_base_in_global_scope,
     read_stage_args,
     split_run_lines,
@@ -186,6 +187,7 @@ def _build(cls: type[S], f: Fields, body: dict[str, Any], table: Table, **kw: An
         kw["params_used"] = tuple(sorted(f.expander.params_used))
     else:
         split_run_lines(kw, f.templates)
+        mark_shell_forms(kw, body)
     if f.templates:
         kw["templates"] = tuple(f.templates.items())
     return cls(**kw)

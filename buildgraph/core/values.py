@@ -249,12 +249,24 @@ def _path_shape_issue(raw: str) -> Issue | None:
     return None
 
 
+_IMAGE_VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+
+
 def container_path(raw: str) -> str | Issue:
-    """A path inside an image (`/opt/app/`): absolute POSIX, normalised, trailing "/" kept."""
-    if not raw.startswith("/"):
+    """A path inside an image (`/opt/app/`): absolute POSIX, normalised, trailing "/" kept. It may
+    start with a variable Docker substitutes from the image's ENV at build time (`${HOME}/.cache`,
+    written `$${HOME}` in a Buildfile): that variable must hold an absolute path."""
+    variable = _IMAGE_VARIABLE.match(raw)
+    if not raw.startswith("/") and not variable:
         return Issue(f"{show(raw)} is not absolute", "paths inside the image start with '/', e.g. /opt/app")
     if "\\" in raw or "\0" in raw or raw != raw.strip():
         return Issue(f"{show(raw)} is not a clean POSIX path", "use '/' separators and no surrounding spaces")
+    if variable:
+        rest = raw[variable.end() :]
+        if rest and not rest.startswith("/"):
+            return Issue(f"{show(raw)}: a variable starting a path is followed by '/'", "e.g. ${HOME}/app")
+        tail = container_path(rest) if rest.strip("/") else rest[:1]  # "", "/" or a clean path
+        return variable.group() + str(tail)
     parts: list[str] = []
     for part in raw.split("/"):
         if part == "..":

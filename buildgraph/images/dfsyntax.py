@@ -261,6 +261,8 @@ def read(text: str, file: str = "Dockerfile") -> Parsed:
             message = f"{ins.keyword} before the first FROM: no build stage in current context"
             raise BuildfileError([Problem(file, where, message, "start the Dockerfile with FROM <image>")])
         _check_flags(ins, file)
+        if ins.keyword == "HEALTHCHECK":
+            _check_healthcheck(ins, file)
     if not seen_from:
         line = str(parsed.instructions[-1].line)
         raise BuildfileError([Problem(file, line, "no FROM: the Dockerfile has no build stage")])
@@ -278,6 +280,22 @@ _FLAGS: dict[str, set[str] | None] = {
     "copy": None,
     "run": None,
 }
+
+
+def _check_healthcheck(ins: Instruction, file: str) -> None:
+    """What BuildKit's `parseHealthcheck` refuses: `HEALTHCHECK` alone, a type other than CMD or
+    NONE, `NONE` with arguments, `CMD` with no command."""
+    kind = ins.args[0].upper() if ins.args else ""
+    if not kind:
+        message = "HEALTHCHECK requires at least one argument"
+    elif kind == "NONE":
+        message = "HEALTHCHECK NONE takes no arguments" if len(ins.args) > 1 else ""
+    elif kind != "CMD":
+        message = f'unknown type "{kind}" in HEALTHCHECK (try CMD)'
+    else:
+        message = "missing command after HEALTHCHECK CMD" if len(ins.args) < 2 else ""
+    if message:
+        raise BuildfileError([Problem(file, str(ins.line), message, "HEALTHCHECK CMD <command>, or NONE")])
 
 
 def _check_flags(ins: Instruction, file: str) -> None:

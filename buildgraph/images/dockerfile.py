@@ -106,13 +106,36 @@ def _body(
         lines.append(f"USER {text.docker('user', stage.user)}")
     lines += _config_lines(stage, text)
     if stage.entrypoint:
-        lines.append(f"ENTRYPOINT {json.dumps(list(stage.entrypoint))}")
+        lines.append(_process_line(stage, "ENTRYPOINT", stage.entrypoint, stage.entrypoint_shell))
     if stage.cmd:
-        lines.append(f"CMD {json.dumps(list(stage.cmd))}")
+        lines.append(_process_line(stage, "CMD", stage.cmd, stage.cmd_shell))
     labels = [(k, text.docker(at("labels", k), v)) for k, v in stage.labels] + list(extra_labels)
     if labels:
         lines.append("LABEL " + " ".join(f"{_quote(k)}={_quote(_one_line(stage, k, v))}" for k, v in labels))
     return lines
+
+
+def _process_line(stage: ImageStage, keyword: str, argv: tuple[str, ...], shell_form: bool) -> str:
+    """ENTRYPOINT / CMD. Shell form is written as such: Docker wraps it in the SHELL the image has
+    there (maybe its parent's), which bg cannot name; a string Docker would read otherwise (JSON,
+    a continuation) is refused."""
+    if not shell_form:
+        return f"{keyword} {json.dumps(list(argv))}"
+    command = _one_line(stage, keyword.lower(), argv[0])
+    if command.endswith("\\") or _is_json_list(command):
+        where = f"stages.{stage.name}.{keyword.lower()}"
+        raise UsageError(
+            f"{where}: this shell form would read as another Dockerfile line",
+            hint=f'write it as a list, e.g. {keyword.lower()} = ["/bin/sh", "-c", "..."]',
+        )
+    return f"{keyword} {command}"
+
+
+def _is_json_list(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), list)
+    except ValueError:
+        return False
 
 
 def _config_lines(stage: ImageStage, text: Values) -> list[str]:

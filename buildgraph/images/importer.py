@@ -43,6 +43,7 @@ _RANK = {"ENV": 0, "SHELL": 0, "RUN": 1, "WORKDIR": 2, "COPY": 3, "USER": 4}
 PLATFORM_ARGS = frozenset(
     f"{p}{k}" for p in ("TARGET", "BUILD") for k in ("PLATFORM", "OS", "ARCH", "VARIANT")
 )
+_HEALTH_FLAGS = ("interval", "timeout", "start-period", "start-interval", "retries")
 _METADATA = ("expose", "volume", "healthcheck", "stopsignal", "onbuild", "entrypoint", "cmd", "labels")
 
 
@@ -69,6 +70,7 @@ class _DockerStage:
     workdir: Known = Known("", "")  # effective WORKDIR so far ("" = the base image's, unknown)
     args: dict[str, Known] = field(default_factory=dict)  # ARGs declared in this stage so far
     meta: dict[str, Any] = field(default_factory=dict)
+    cmd_line: int = 0  # of the last CMD
 
 
 class _Importer:
@@ -95,6 +97,7 @@ class _Importer:
                 self.warn(1, f"parser directive '{name}' is ignored")
         for ins in parsed.instructions:
             self.instruction(ins)
+        self.finish()
 
     def instruction(self, ins: Instruction) -> None:
         handler = getattr(self, "do_" + ins.keyword.lower(), None)
@@ -225,7 +228,8 @@ class _Importer:
         stage = self.stages[-1]
         piece = stage.pieces[-1]
         rank = _RANK[keyword]
-        if rank < piece.rank or (keyword in ("WORKDIR", "SHELL") and getattr(piece, keyword.lower())):
+        again = keyword in ("WORKDIR", "SHELL", "USER") and getattr(piece, keyword.lower())
+        if rank < piece.rank or again:
             piece = self.new_piece(stage)
         piece.rank = rank
         return piece
@@ -284,9 +288,9 @@ class _Importer:
     def do_workdir(self, ins: Instruction) -> None:
         stage = self.stages[-1]
         path = self.known(ins, ins.rest)
-        if not path.value.startswith("/"):
+        if not _rooted(path.value):
             base = stage.workdir
-            if not base.value.startswith("/"):
+            if not _rooted(base.value):
                 where = f"WORKDIR '{path.template}'"
                 self.warn(ins, f"{where} is relative to the base image's WORKDIR, taken to be /")
                 base = Known("/", "/")
@@ -313,10 +317,10 @@ class _Importer:
 
     def absolute_dest(self, ins: Instruction, dest: Known) -> str:
         """bg wants absolute destinations: resolve a relative one against the WORKDIR, as Docker does."""
-        if dest.value.startswith("/"):
+        if _rooted(dest.value):
             return dest.template
         workdir = self.stages[-1].workdir
-        if not workdir.value.startswith("/"):
+        if not _rooted(workdir.value):
             where = f"destination '{dest.template}'"
             self.warn(ins, f"{where} is relative to the base image's WORKDIR, taken to be /")
             workdir = Known("/" + workdir.template, "/")
@@ -354,10 +358,18 @@ class _Importer:
     # -- metadata (order-free: kept on the Docker stage's last piece) ---------------------
 
     def do_entrypoint(self, ins: Instruction) -> None:
-        self.stages[-1].meta["entrypoint"] = list(ins.args) if ins.json else ins.rest
+        self.stages[-1].meta["entrypoint"] = _process(ins)
 
     def do_cmd(self, ins: Instruction) -> None:
-        self.stages[-1].meta["cmd"] = list(ins.args) if ins.json else ins.rest
+        stage = self.stages[-1]
+        stage.meta["cmd"] = _process(ins)
+        stage.cmd_line = ins.line
+
+    def finish(self) -> None:
+        for stage in self.stages:
+            # `CMD []` clears the base image's CMD; so does an ENTRYPOINT, which bg writes
+            if stage.meta.get("cmd") == [] and "entrypoint" not in stage.meta:
+                self.warn(stage.cmd_line, "CMD [] (clearing the base image's CMD) cannot be expressed")
 
     def do_label(self, ins: Instruction) -> None:
         labels = self.stages[-1].meta.setdefault("labels", {})
@@ -385,12 +397,18 @@ class _Importer:
 
     def do_healthcheck(self, ins: Instruction) -> None:
         check: dict[str, Any] = {}
-        for name, value in self.flags(ins, "HEALTHCHECK", ("interval", "timeout", "start-period", "retries")):
+        for name, value in self.flags(ins, "HEALTHCHECK", _HEALTH_FLAGS):
             check[name.replace("-", "_")] = int(value) if name == "retries" and value.isdigit() else value
         kind = ins.args[0].upper() if ins.args else "NONE"
         command: Any = list(ins.args[1:]) if ins.json else " ".join(ins.args[1:])
         check["test"] = "NONE" if kind == "NONE" else command
         self.stages[-1].meta["healthcheck"] = check
+
+
+def _process(ins: Instruction) -> list[str] | str:
+    """ENTRYPOINT / CMD as written: a list (exec form) or a string (shell form); Docker
+    substitutes no variables in them, so neither may bg."""
+    return [_literal_dollars(a) for a in ins.args] if ins.json else _literal_dollars(ins.rest)
 
 
 def _literal_dollars(command: str) -> str:
@@ -433,3 +451,9 @@ def _piece_table(piece: _Piece, base: str) -> dict[str, Any]:
     fields: dict[str, Any] = {"from": base, "args": piece.args, "env": piece.env, "shell": piece.shell}
     fields |= {"run": piece.run, "workdir": piece.workdir, "copy": piece.copy, "user": piece.user}
     return {k: v for k, v in fields.items() if v}
+
+
+def _rooted(value: str) -> bool:
+    """Absolute, or starting with a variable only the base image knows (`${HOME}`, `$CONDA_DIR`):
+    Docker substitutes it first and joins only a relative result, so bg must not join it either."""
+    return value.startswith("/") or bool(re.match(r"\$(\{)?[A-Za-z_]", value))

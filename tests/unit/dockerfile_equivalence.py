@@ -185,5 +185,20 @@ class _Reader:
         elif keyword in ("CMD", "ENTRYPOINT"):
             argv = list(ins.args) if ins.json else [*self.stage.shell, ins.rest]
             meta[keyword] = (ins.line, argv)
+            if keyword == "ENTRYPOINT":  # it clears an inherited CMD: as `CMD []` does
+                meta.setdefault("CMD", (ins.line, []))
+        elif keyword == "HEALTHCHECK":
+            meta[keyword] = (ins.line, _health_config(ins))
         else:
             meta[keyword] = (ins.line, json.dumps([ins.flags, ins.rest]))
+
+
+def _health_config(ins: dfsyntax.Instruction) -> str:
+    """A HEALTHCHECK as the image's Healthcheck config: flags in any order, a zero duration or
+    retry count being Docker's default, as is an absent flag."""
+    if ins.args[0].upper() == "NONE":
+        return json.dumps(["NONE"])
+    options = dict(f[2:].partition("=")[::2] for f in ins.flags)
+    kept = sorted((k, v) for k, v in options.items() if v.strip("0smhun") or not v)
+    test = ["CMD", *ins.args[1:]] if ins.json else ["CMD-SHELL", " ".join(ins.args[1:])]
+    return json.dumps([kept, test])

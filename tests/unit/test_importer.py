@@ -201,6 +201,17 @@ def test_an_absolute_copy_source_is_relative_to_the_context() -> None:
     assert doc["stages"]["stage0"]["copy"] == [{"src": ["requirements.txt"], "dest": "/app/"}]
 
 
+def test_a_path_starting_with_a_base_image_variable_is_not_joined() -> None:
+    """`WORKDIR ${HOME}` (jupyter): Docker substitutes HOME from the base image's ENV and joins only
+    a relative result; joining it to the previous WORKDIR (`/tmp/${HOME}`) would be silently wrong."""
+    doc, warnings = imported('FROM a:1\nWORKDIR /tmp\nWORKDIR "${HOME}"\nCOPY x ${HOME}/y\nWORKDIR sub\n')
+    stages = doc["stages"]
+    assert stages["stage0-2"]["workdir"] == "$${HOME}"
+    assert stages["stage0-2"]["copy"] == [{"src": ["x"], "dest": "$${HOME}/y"}]
+    assert stages["stage0"]["workdir"] == "$${HOME}/sub"
+    assert warnings == []
+
+
 @pytest.mark.parametrize(
     ("line", "fragment"),
     [
@@ -357,3 +368,80 @@ def test_metadata_keys_map_instead_of_being_dropped() -> None:
     assert stage["healthcheck"] == {"interval": "30s", "retries": 3, "test": ["curl", "-f", "x"]}
     assert stage["cmd"] == "python app.py"
     assert warnings == []
+
+
+def test_shell_form_cmd_and_entrypoint_export_as_shell_form() -> None:
+    text = 'FROM a:1\nSHELL ["/bin/bash", "-c"]\nENTRYPOINT exec run ${X}\nCMD serve --port 80 | tee log\n'
+    doc, warnings = imported(text)
+    assert warnings == []
+    stage = doc["stages"]["stage0"]
+    assert stage["entrypoint"] == "exec run $${X}" and stage["cmd"] == "serve --port 80 | tee log"
+    spec = parse(import_dockerfile(text)[0])
+    exported = render_standalone(spec, "stage0")
+    # written as shell form: Docker wraps it in the image's SHELL, bash here, and expands nothing
+    assert "\nENTRYPOINT exec run ${X}\nCMD serve --port 80 | tee log\n" in exported
+
+
+def test_exec_form_of_one_word_stays_exec_form() -> None:
+    spec = parse(import_dockerfile('FROM a:1\nCMD ["/app/main.sh"]\n')[0])
+    assert '\nCMD ["/app/main.sh"]\n' in render_standalone(spec, "stage0")
+
+
+def test_shell_form_changes_the_key() -> None:
+    from buildgraph.core.keys import image_material
+
+    def material(cmd: str) -> object:
+        spec = parse(f'[project]\nname = "p"\n[stages.s]\nfrom = "a:1"\ncmd = {cmd}\n')
+        stage = spec.stages["s"]
+        assert isinstance(stage, ImageStage)
+        return image_material(stage, spec, {}, ())
+
+    assert material('"serve"') != material('["serve"]')
+
+
+@pytest.mark.parametrize("cmd", ['"serve \\\\"', '"[\\"a\\"]"'])
+def test_a_shell_form_docker_would_read_otherwise_is_refused_at_export(cmd: str) -> None:
+    from buildgraph.errors import UsageError
+
+    spec = parse(f'[project]\nname = "p"\n[stages.s]\nfrom = "a:1"\ncmd = {cmd}\n')
+    with pytest.raises(UsageError, match="would read as another Dockerfile line"):
+        render_standalone(spec, "s")
+
+
+def test_cmd_empty_list_is_warned_unless_an_entrypoint_clears_it_too() -> None:
+    assert imported("FROM a:1\nCMD []\n")[1] == [
+        "Dockerfile:2: CMD [] (clearing the base image's CMD) cannot be expressed"
+    ]
+    assert imported('FROM a:1\nCMD []\nENTRYPOINT ["x"]\n')[1] == []
+
+
+def test_a_second_user_is_kept_for_what_runs_after_it() -> None:
+    doc, _ = imported("FROM a:1\nUSER docker\nUSER docker:root\n")
+    assert doc["stages"]["stage0-1"]["user"] == "docker"
+    assert doc["stages"]["stage0"] == {"from": "stage0-1", "user": "docker:root"}
+
+
+def test_healthcheck_start_interval_is_kept() -> None:
+    doc, warnings = imported('FROM a:1\nHEALTHCHECK --start-interval=2s --retries=0 CMD ["probe"]\n')
+    assert warnings == []
+    check = doc["stages"]["stage0"]["healthcheck"]
+    assert check == {"start_interval": "2s", "retries": 0, "test": ["probe"]}
+    spec = parse(import_dockerfile('FROM a:1\nHEALTHCHECK --start-interval=2s CMD ["probe"]\n')[0])
+    assert 'HEALTHCHECK --start-interval=2s CMD ["probe"]' in render_standalone(spec, "stage0")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("HEALTHCHECK", "HEALTHCHECK requires at least one argument"),
+        ("HEALTHCHECK CMD", "missing command after HEALTHCHECK CMD"),
+        ("HEALTHCHECK NONE x", "HEALTHCHECK NONE takes no arguments"),
+        ("HEALTHCHECK CONNECT TCP 7000", 'unknown type "CONNECT" in HEALTHCHECK (try CMD)'),
+    ],
+)
+def test_a_healthcheck_docker_refuses_is_refused_naming_the_line(line: str, message: str) -> None:
+    from buildgraph.errors import BuildfileError
+
+    with pytest.raises(BuildfileError) as caught:
+        import_dockerfile(f"FROM a:1\n{line}\n")
+    assert caught.value.problems[0].render().startswith(f"Dockerfile:2: {message}")

@@ -233,3 +233,16 @@ def test_a_duplicate_reported_at_the_end_of_the_document_is_found_on_its_line() 
     """tomllib locates some duplicates only "at end of document": the first line that fails is found."""
     text = '[project]\nname = "x"\n[stages.a]\ncommand = "x"\n[stages.b]\ncommand = "y"\ncommand = "z"\n\n\n'
     assert syntax(text)[0] == "B.toml:7:1: duplicate key 'command'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("${HOME}", "${HOME}"), ("${HOME}/a/../b/", "${HOME}/b/"), ("$CONDA_DIR/bin", "$CONDA_DIR/bin")],
+)
+def test_a_container_path_may_start_with_a_variable_of_the_image(raw: str, expected: str) -> None:
+    assert v.container_path(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["${HOME}x", "rel/${HOME}", "$1/x"])
+def test_a_variable_starts_a_container_path_only_when_a_slash_follows(raw: str) -> None:
+    assert isinstance(v.container_path(raw), Issue)
