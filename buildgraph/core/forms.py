@@ -349,6 +349,9 @@ TEXTS = Form(_one_or_many({"type": "string"}), lambda f, where, value: f.texts(w
 BOOLEAN = Form({"type": "boolean"}, _boolean)
 PATH = Form(PATH_SCHEMA, lambda f, where, value: f.path(where, value)[0])
 PATH_ITEMS: JSON = {"type": "array", "items": {**PATH_SCHEMA, "description": PATH_DOC}}
+ARGS = Form(  # [args] and a stage's `args`: NAME = value, in order
+    {"type": "object", "propertyNames": {"pattern": whole(ARG_NAME)}, "additionalProperties": SCALAR_TEXT}
+)
 CONTAINER_PATH = Form(
     {"type": "string", "pattern": r"^(/|\$)"}, lambda f, where, value: f.container_path(where, value)
 )

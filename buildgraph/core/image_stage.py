@@ -9,6 +9,7 @@ from typing import Any
 
 from buildgraph.core import values as v
 from buildgraph.core.forms import (
+    ARGS,
     BOOLEAN,
     CONTAINER_PATH,
     DESCRIPTION_KEY,
@@ -16,7 +17,6 @@ from buildgraph.core.forms import (
     LABELS,
     PATH,
     PATH_DOC,
-    SCALAR_TEXT,
     SECRETS_KEY,
     TEXT,
     TEXTS,
@@ -28,7 +28,6 @@ from buildgraph.core.forms import (
     choice,
     list_of,
     pattern,
-    whole,
 )
 from buildgraph.core.interpolate import ARG_NAME, ArgRef, Expander, Issue, arg_parts
 from buildgraph.core.spec import Copy, DebianBase, Healthcheck, ImageRef, ImageStage, Mount, StageRef
@@ -458,13 +457,7 @@ IMAGE_STAGE = Table(
         ),
         Key(
             "args",
-            Form(
-                {
-                    "type": "object",
-                    "propertyNames": {"pattern": whole(ARG_NAME)},
-                    "additionalProperties": SCALAR_TEXT,
-                }
-            ),
+            ARGS,
             "The stage's own build args (Dockerfile ARG after FROM), in order: a default may use [args] and"
             " the args before it; every one is in the environment of each `run` line; --arg NAME=VALUE"
             " overrides it.",

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildgraph.core import values as v
-from buildgraph.core.forms import SCALAR_TEXT, Fields, Form, Key, Table, choice, whole
+from buildgraph.core.forms import ARGS, Fields, Form, Key, Table, choice, whole
 from buildgraph.core.graph import Graph, validate_graph
-from buildgraph.core.interpolate import ARG_NAME, PARAM_NAME, Issue
+from buildgraph.core.interpolate import PARAM_NAME, Issue
 from buildgraph.core.param_files import LoadParams
 from buildgraph.core.spec import Spec
 from buildgraph.core.stages import STAGE_TABLES, read_stages
@@ -199,13 +199,7 @@ TOP = Table(
         Key("project", Form(PROJECT.schema()), "The project's settings.", required=True),
         Key(
             "args",
-            Form(
-                {
-                    "type": "object",
-                    "propertyNames": {"pattern": whole(ARG_NAME)},
-                    "additionalProperties": SCALAR_TEXT,
-                }
-            ),
+            ARGS,
             "Build args (like Dockerfile ARG), used as ${NAME}; override with --arg NAME=VALUE."
             " Numbers become strings.",
         ),

@@ -72,6 +72,9 @@ EMPTY_CHOWN = "can't find uid for user : no such user"
 # Likewise `WORKDIR ${HOME}` where the real base sets HOME and the tiny base does not: the classic
 # builder refuses the empty path ("cannot normalize nothing"), BuildKit takes it as /.
 EMPTY_WORKDIR = "cannot normalize nothing"
+# And a `COPY --from` wildcard that matches nothing because the RUN making its files was removed
+# offline: BuildKit allows an empty wildcard, the classic builder refuses it.
+EMPTY_WILDCARD = "no source files were specified"
 RETRIES = 30  # builds of the original per file, removals included
 
 
@@ -174,8 +177,22 @@ def docker_build(dockerfile: Path, context: Path, target: str, tag: str) -> tupl
     if proc.returncode == 0:
         return "", 0
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line or "error" in line]
-    where = re.findall(r"(?m)^Dockerfile:(\d+)$", proc.stderr)
-    return (errors or ["docker build failed"])[-1], int(where[-1]) if where else 0
+    where = re.findall(r"(?m)Dockerfile:(\d+)\s*$", proc.stderr)
+    line = int(where[-1]) if where else _failed_step_line(proc.stderr, dockerfile.read_text(encoding="utf-8"))
+    return (errors or ["docker build failed"])[-1], line
+
+
+def _failed_step_line(stderr: str, text: str) -> int:
+    """The line of the instruction Docker 20.10's BuildKit names as failing (` > [stage 3/5] RUN …:`;
+    it prints no `Dockerfile:N`), found by its text; 0 if none."""
+    steps = re.findall(r"(?m)^ > \[[^\]]*\] (.+?):?$", stderr)
+    if not steps:
+        return 0
+    wanted = " ".join(steps[-1].split())
+    for ins in dfsyntax.parse(text).instructions:
+        if " ".join(ins.original.split()).startswith(wanted):
+            return ins.line
+    return 0
 
 
 def settle(rewrite: Offline, dockerfile: Path, context: Path, project: str) -> dict[str, str]:
@@ -250,11 +267,14 @@ def build_and_compare(client: Any, path: Path, base: str, tmp: Path) -> Outcome:
     except BuildfileError as e:  # counted by the corpus test's targets (a needed --arg, say)
         pytest.skip(f"does not load: {e}")
     stub_sources(root, spec)
+    # the Buildfile is this test's, rewritten after settling: neither build copies it (`COPY . .`)
+    (root / ".dockerignore").write_text("Buildfile.toml\n.dockerignore\n", encoding="utf-8")
     originals = settle(rewrite, other / "Dockerfile", root, project)
     out = Outcome(path.name, [], [], {}, sorted(rewrite.removed))
-    buildfile, _ = import_dockerfile(rewrite.text, file=path.name)
+    buildfile, _ = import_dockerfile(rewrite.text, file=path.name)  # what settling left of the file
     buildfile = buildfile.replace('name = "imported"', f'name = "{project}"', 1)
     (root / "Buildfile.toml").write_text(buildfile, encoding="utf-8")
+    spec = parse(buildfile, platform=platform_args(platform.machine()))  # its chains may be shorter now
     run = bg(root, "run", "--json", "-k", *spec.stages)
     events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     bg_failed = {e["stage"]: e.get("detail") or e["status"] for e in events if e.get("status") == "failed"}
@@ -279,7 +299,11 @@ def _why_not_built(docker_error: str, bg_built: bool, bg_failed: dict[str, str],
         return f"neither builds offline: docker: {docker_error[:200]}"
     if docker_error:
         return f"BUG: bg built it, docker did not: {docker_error[:200]}"
-    for quirk, name in ((EMPTY_CHOWN, "EMPTY_CHOWN"), (EMPTY_WORKDIR, "EMPTY_WORKDIR")):
+    for quirk, name in (
+        (EMPTY_CHOWN, "EMPTY_CHOWN"),
+        (EMPTY_WORKDIR, "EMPTY_WORKDIR"),
+        (EMPTY_WILDCARD, "EMPTY_WILDCARD"),
+    ):
         if quirk in stderr:
             return f"engine difference: {quirk} (see {name})"
     return f"BUG: docker built it, bg did not: {(json.dumps(bg_failed) + stderr)[-400:]}"
