@@ -44,13 +44,13 @@ from bgcli import bg
 from test_docker_roundtrip import filesystem
 
 from buildgraph.core.parse import parse
-from buildgraph.core.spec import ImageStage, Spec
 from buildgraph.core.variables import platform_args
 from buildgraph.errors import BuildfileError
 from buildgraph.images import dfsyntax
 from buildgraph.images.builder import PROJECT_LABEL, STAGE_LABEL, buildkit_cli
 from buildgraph.images.dfwords import Known, process
 from buildgraph.images.importer import import_dockerfile
+from tests.unit.dockerfile_equivalence import stub_sources
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "external" / "dockerfiles"
 FILES = sorted(CORPUS.glob("*.Dockerfile"))
@@ -144,28 +144,6 @@ def _offline_script(script: str) -> bool:
         if words and words[0] not in OFFLINE_COMMANDS:
             return False
     return True
-
-
-def stub_sources(root: Path, spec: Spec) -> None:
-    """A file for each `copy` source, as the corpus check does (`*`/`?` → x, `[ab]` → a)."""
-    for stage in spec.stages.values():
-        for copy in stage.copy if isinstance(stage, ImageStage) else ():
-            if getattr(copy, "image", "") or getattr(copy, "from_stage", "") or copy.sources == (".",):
-                continue
-            for source in copy.sources:
-                name = re.sub(r"\[!?([^]])[^]]*\]", r"\1", re.sub(r"[*?]", "x", source))
-                target = root / name.strip("/")
-                _stub(root, target / "file" if source.endswith("/") else target)
-
-
-def _stub(root: Path, target: Path) -> None:
-    for parent in reversed(target.relative_to(root).parents):
-        folder = root / parent
-        if folder.is_file():
-            folder.unlink()
-        folder.mkdir(exist_ok=True)
-    if not target.exists():
-        target.write_text("stub\n")
 
 
 def docker_build(dockerfile: Path, context: Path, target: str, tag: str) -> tuple[str, int]:

@@ -25,8 +25,10 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from buildgraph.core.spec import ImageStage, Spec
 from buildgraph.images import dfsyntax
 from buildgraph.images.dfwords import Known, process, process_words
 
@@ -202,3 +204,28 @@ def _health_config(ins: dfsyntax.Instruction) -> str:
     kept = sorted((k, v) for k, v in options.items() if v.strip("0smhun") or not v)
     test = ["CMD", *ins.args[1:]] if ins.json else ["CMD-SHELL", " ".join(ins.args[1:])]
     return json.dumps([kept, test])
+
+
+def stub_sources(root: Path, spec: Spec) -> None:
+    """A stub file for each project `copy` source of `spec` under `root` (the build context a user
+    would import in): `*`/`?` → x, `[ab]` → a, a trailing `/` → a folder holding one file."""
+    for stage in spec.stages.values():
+        for copy in stage.copy if isinstance(stage, ImageStage) else ():
+            if getattr(copy, "image", "") or getattr(copy, "from_stage", "") or copy.sources == (".",):
+                continue
+            for source in copy.sources:
+                name = re.sub(r"\[!?([^]])[^]]*\]", r"\1", re.sub(r"[*?]", "x", source))
+                target = root / name.strip("/")
+                _stub(root, target / "file" if source.endswith("/") else target)
+
+
+def _stub(root: Path, target: Path) -> None:
+    """A stub file at `target`; a stub standing where a folder must be (`COPY server …` then
+    `COPY server/Makefile …`) becomes that folder."""
+    for parent in reversed(target.relative_to(root).parents):
+        folder = root / parent
+        if folder.is_file():
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
+    if not target.exists():
+        target.write_text("stub\n")

@@ -23,7 +23,7 @@ import pytest
 
 from buildgraph.buildfile import load
 from buildgraph.core.parse import parse
-from buildgraph.core.spec import ImageStage, Spec
+from buildgraph.core.spec import Spec
 from buildgraph.core.variables import platform_args
 from buildgraph.errors import BuildfileError, UsageError
 from buildgraph.images.dockerfile import docker_stage_name, render_standalone
@@ -66,28 +66,7 @@ def dockerfile(path: Path) -> str:
 def stub_project(root: Path, spec: Spec, buildfile: str) -> None:
     """The project a user would import in: the Buildfile and a file for each `copy` source."""
     (root / "Buildfile.toml").write_text(buildfile, encoding="utf-8")
-    for stage in spec.stages.values():
-        for copy in stage.copy if isinstance(stage, ImageStage) else ():
-            if getattr(copy, "image", "") or getattr(copy, "from_stage", "") or copy.sources == (".",):
-                continue
-            for source in copy.sources:
-                # a name each pattern matches: `*`/`?` → x, `[ab]` → a
-                name = re.sub(r"\[!?([^]])[^]]*\]", r"\1", re.sub(r"[*?]", "x", source))
-                target = root / name.strip("/")
-                target = target / "file" if source.endswith("/") else target
-                _stub(root, target)
-
-
-def _stub(root: Path, target: Path) -> None:
-    """A stub file at `target`; a stub standing where a folder must be (`COPY server …` then
-    `COPY server/Makefile …`) becomes that folder."""
-    for parent in reversed(target.relative_to(root).parents):
-        folder = root / parent
-        if folder.is_file():
-            folder.unlink()
-        folder.mkdir(exist_ok=True)
-    if not target.exists():
-        target.write_text("stub\n")
+    eq.stub_sources(root, spec)
 
 
 @functools.cache
