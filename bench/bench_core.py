@@ -1,18 +1,24 @@
-"""Core benchmark: bg against GNU make and doit on the same random DAGs, in the same run.
+"""Core benchmark: bg against GNU make, doit, Snakemake and DVC on the same random DAGs, in one run.
 
     python bench/bench_core.py --sizes 10,100,1000 --reps 5 --out bench/results/core.json
 
-Per size, every tool gets its own copy of the same workload (bench/dag.py) and goes through
-the same phases, repetitions interleaved across tools so that noise hits them alike:
+Per size, every tool gets its own copy of the same workload (bench/dag.py; `--workload`
+per-stage, the default, or shared) and goes through the same phases, repetitions interleaved
+across tools so that noise hits them alike:
 
-  full -jN      first build from a clean state (outputs and the tool's state removed)
-  null          nothing changed (bg: `bg run` and `bg status`)
+  full -jN      first build from a clean state (outputs and the tool's state removed); doit
+                -j2 is `-n 2 -P thread`
+  null          nothing changed: a run, and the read-only status (`bg status`, `doit list --status`)
   touch 1/2     after `touch` of one data file (mtime only): the run right after, then the next
   edit          after changing one data file's bytes: rebuilding what depends on it
 
-Each timed run also records how many outputs it rewrote (inode or mtime changed), so "bg ran
-nothing after a touch" is checked, not assumed. Medians are printed with ratios against make
-and doit, and the release targets are checked at the end.
+bg, make and doit go through all of them; Snakemake and DVC through `full -j1` and the null
+run only, each command under `--peer-limit` seconds (a killed build is reported as "> N s
+(killed at k of n)" and the tool skipped at that size and above). Each timed run also records
+its peak RSS and how many outputs it rewrote (inode or mtime changed), so "bg ran nothing after
+a touch" is checked, not assumed. Medians are printed with ratios against make and doit, and
+the targets of issue 11 (bench/targets.py) are checked at the end. Exits 1, printing `FAILED …`,
+when a command fails.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
+import resource
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,140 +38,84 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     PHASES,
     CommandFailed,
-    bg_command,
-    count_rewritten,
-    executable,
+    bg_interpreter,
     format_table,
     machine,
     machine_line,
     median,
-    output_signatures,
-    repeat_timed,
-    run_timed,
-    verdict,
+    repeat_timings,
     write_json,
 )
-from dag import Dag, make_dag, write_data, write_workspace  # noqa: E402
+from dag import DEFAULT_WORKLOAD, WORKLOADS, make_dag, write_data  # noqa: E402
+from recorder import Recorder, Row  # noqa: E402
+from targets import targets, targets_table  # noqa: E402
+from tools import ALL_TOOLS, DOIT_BACKEND, PeerLimits, Tool, locate, make_tools  # noqa: E402
 
-FILE_SIZE = 100_000  # 100 files x 100 KB = 10 MB of input, as the release notes state
-DOIT_BACKEND = "json"  # fastest doit state backend here (dbm is dbm.dumb without gdbm; see README)
-
-
-@dataclass
-class Tool:
-    """How one tool does each phase, in its own workspace."""
-
-    name: str
-    ws: Path
-    state: tuple[str, ...]  # files/dirs holding the tool's memory, removed for a first build
-    full: dict[str, list[str]]  # config label → argv of a build
-    run: list[str]  # an incremental run (-j1)
-    status: list[str] | None = None  # a read-only "what would run" (bg only)
-    error: str | None = None  # set when the tool failed; its later phases are skipped
-
-    def reset(self) -> None:
-        for name in self.state:
-            path = self.ws / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        shutil.rmtree(self.ws / "out")
-        (self.ws / "out").mkdir()
+Log = Callable[[str], None]
 
 
-def make_tools(root: Path, dag: Dag, template: Path, names: list[str]) -> list[Tool]:
-    tools = []
-    for name in names:
-        ws = write_workspace(root, dag, name, template)
-        tools.append(_tool(name, ws))
-    return tools
+@dataclass(frozen=True)
+class Plan:
+    """Which phases to time (peers.py times only the first build at -j1 and the null runs)."""
+
+    full: tuple[str, ...] = ("-j1", "-j2")
+    null: bool = True
+    touch: bool = True
+    edit: bool = True
 
 
-def _tool(name: str, ws: Path) -> Tool:
-    if name == "bg":
-        bg = bg_command()
-        return Tool(
-            name,
-            ws,
-            (".bg", "Buildfile.lock"),
-            {"-j1": [*bg, "run", "--quiet", "-j", "1"], "-j2": [*bg, "run", "--quiet", "-j", "2"]},
-            [*bg, "run", "--quiet", "-j", "1"],
-            [*bg, "status"],
-        )
-    if name == "make":
-        return Tool(
-            name, ws, (), {"-j1": ["make", "-s", "-j1"], "-j2": ["make", "-s", "-j2"]}, ["make", "-s"]
-        )
-    doit = [executable("doit"), "--backend", DOIT_BACKEND]
-    return Tool(name, ws, (".doit.db",), {"-j1": doit, "-j2": doit + ["-n", "2", "-P", "thread"]}, doit)
+@dataclass(frozen=True)
+class Settings:
+    sizes: list[int]
+    reps: int
+    full_reps: int
+    commands: dict[str, list[str]]  # tool → how to start it
+    workload: str = DEFAULT_WORKLOAD
+    plan: Plan = Plan()
+    peers: PeerLimits = PeerLimits()
 
 
-@dataclass
-class Row:
-    size: int
-    tool: str
-    phase: str
-    times: list[float] = field(default_factory=list)
-    rewritten: list[int] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return median(self.times)
-
-
-class Recorder:
-    """Collects timings by (size, tool, phase); a failing tool is recorded once and then skipped."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[int, str, str], Row] = {}
-        self.errors: list[str] = []
-
-    def time(self, size: int, tool: Tool, phase: str, argv: list[str]) -> None:
-        if tool.error:
-            return
-        before = output_signatures(tool.ws / "out")
-        try:
-            seconds = run_timed(argv, tool.ws).seconds
-        except CommandFailed as exc:
-            tool.error = str(exc)
-            self.errors.append(f"[{tool.name}, {size} stages, {phase}] {exc}")
-            return
-        row = self.rows.setdefault((size, tool.name, phase), Row(size, tool.name, phase))
-        row.times.append(seconds)
-        row.rewritten.append(count_rewritten(before, output_signatures(tool.ws / "out")))
-
-    def get(self, size: int, tool: str, phase: str) -> float | None:
-        row = self.rows.get((size, tool, phase))
-        return row.median if row and row.times else None
-
-
-def bench_size(
-    size: int, reps: int, full_reps: int, names: list[str], rec: Recorder, log: Callable[[str], None]
-) -> dict[str, object]:
-    dag = make_dag(size)
+def bench_size(size: int, cfg: Settings, rec: Recorder, log: Log) -> dict[str, object]:
+    dag = make_dag(size, cfg.workload)
     changed_file = dag.median_fanout_file()
     affected = len(dag.downstream_of(changed_file))
+    commands = {}
+    for name, argv in cfg.commands.items():
+        if name in rec.killed_at:
+            rec.notes.append(f"{name} @ {size}: skipped (killed at {rec.killed_at[name]} stages)")
+        else:
+            commands[name] = argv
     with tempfile.TemporaryDirectory(prefix=f"bg-bench-{size}-") as tmp:
         root = Path(tmp)
-        write_data(root / "template", dag, FILE_SIZE)
-        tools = make_tools(root, dag, root / "template", names)
-        log(f"{size} stages: full builds ({full_reps} reps)")
-        _full_builds(size, tools, full_reps, rec)
-        log(f"{size} stages: null, touch and edit runs ({reps} reps)")
-        _null_runs(size, tools, reps, rec)
-        _touch_runs(size, tools, reps, rec, changed_file)
-        _edit_runs(size, tools, reps, rec, changed_file)
-    return {"stages": size, "changed_file": changed_file, "affected_stages": affected}
+        write_data(root / "template", dag)
+        tools = make_tools(root, dag, root / "template", commands, cfg.peers)
+        log(f"{size} stages: full builds ({cfg.full_reps} reps)")
+        _full_builds(size, tools, cfg.full_reps, cfg.plan, rec)
+        log(f"{size} stages: null, touch and edit runs ({cfg.reps} reps)")
+        if cfg.plan.null:
+            _null_runs(size, tools, cfg.reps, rec)
+        incremental = [t for t in tools if t.incremental]
+        if cfg.plan.touch:
+            _touch_runs(size, incremental, cfg.reps, rec, changed_file)
+        if cfg.plan.edit:
+            _edit_runs(size, incremental, cfg.reps, rec, changed_file)
+    return {
+        "stages": size,
+        "changed_file": changed_file,
+        "affected_stages": affected,
+        "file_size": dag.file_size,
+    }
 
 
-def _full_builds(size: int, tools: list[Tool], reps: int, rec: Recorder) -> None:
-    for _ in range(reps):
+def _full_builds(size: int, tools: list[Tool], reps: int, plan: Plan, rec: Recorder) -> None:
+    for rep in range(reps):
         for tool in tools:
-            for label, argv in tool.full.items():
-                if not tool.error:
+            if tool.full_reps is not None and rep >= tool.full_reps:
+                continue
+            for label in plan.full:
+                if label in tool.full and not tool.stopped:
                     tool.reset()
-                rec.time(size, tool, f"full {label}", argv)
+                    rec.time(size, tool, f"full {label}", tool.full[label])
 
 
 def _null_runs(size: int, tools: list[Tool], reps: int, rec: Recorder) -> None:
@@ -198,53 +148,64 @@ def _edit_runs(size: int, tools: list[Tool], reps: int, rec: Recorder, path: str
             rec.time(size, tool, "edit run", tool.run)
 
 
-def startup_rows(names: list[str], reps: int) -> dict[str, float]:
+def startup_interpreter(commands: dict[str, list[str]]) -> str:
+    """bg's own interpreter, called directly (a pyenv shim alone adds ~80 ms)."""
+    return bg_interpreter(commands["bg"]) if "bg" in commands else sys.executable
+
+
+def startup_rows(commands: dict[str, list[str]], python: str, reps: int) -> dict[str, dict[str, float]]:
     """Bare process start-up, to read the small-graph figures against."""
-    argvs = {"python3 -c pass": [sys.executable, "-c", "pass"], "make --version": ["make", "--version"]}
-    if "bg" in names:
-        argvs["bg --version"] = [*bg_command(), "--version"]
-    if "doit" in names:
-        argvs["doit --version"] = [executable("doit"), "--version"]
+    argvs = {"python -c pass": [python, "-c", "pass"]}
+    for name, flag in (("bg", "--version"), ("make", "--version"), ("doit", "--version")):
+        if name in commands:
+            argvs[f"{name} {flag}"] = [*commands[name], flag]
     out = {}
     for label, argv in argvs.items():
         try:
-            out[label] = median(repeat_timed(argv, reps))
+            timings = repeat_timings(argv, reps)
         except CommandFailed as exc:
-            out[label] = float("nan")
             print(f"warning: {exc}", file=sys.stderr)
+            continue
+        out[label] = {"median": median(t.seconds for t in timings), "rss_mb": max(t.rss_mb for t in timings)}
     return out
 
 
 # ---- reporting ---------------------------------------------------------------------------------------
 
-_REFERENCE_PHASE = {
-    "null status": "null run",
-    "touch status 1": "touch run 1",
-    "touch status 2": "touch run 2",
-}
+# make has no read-only status: its row is compared with make's run of the same moment.
+_RUN_PHASE = {"null status": "null run", "touch status 1": "touch run 1", "touch status 2": "touch run 2"}
+_TOOL_ORDER = ALL_TOOLS
+
+
+def reference(rec: Recorder, size: int, tool: str, phase: str) -> float | None:
+    """`tool`'s median of `phase`, or of the run it stands in for when it has no such phase."""
+    value = rec.get(size, tool, phase)
+    return value if value is not None else rec.get(size, tool, _RUN_PHASE.get(phase, phase))
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
 
 
 def table(rec: Recorder) -> str:
     rows = []
     for (size, tool, phase), row in sorted(rec.rows.items(), key=_row_order):
-        ref = _REFERENCE_PHASE.get(phase, phase)
-        make, doit = rec.get(size, "make", ref), rec.get(size, "doit", ref)
+        make, doit = reference(rec, size, "make", phase), reference(rec, size, "doit", phase)
         rows.append(
             [
                 tool,
                 size,
                 phase,
-                row.median,
-                _ratio(row.median, make),
-                _ratio(row.median, doit),
+                row.figure(),
+                ratio(row.median, make),
+                ratio(row.median, doit),
                 len(row.times),
-                max(row.rewritten),
+                max(row.rewritten) if row.rewritten else None,
+                row.peak_rss,
             ]
         )
-    return format_table(["tool", "stages", "phase", "median s", "x make", "x doit", "n", "rewrote"], rows)
-
-
-_TOOL_ORDER = ("bg", "make", "doit")
+    headers = ["tool", "stages", "phase", "median s", "x make", "x doit", "n", "rewrote", "peak MB"]
+    return format_table(headers, rows)
 
 
 def _row_order(item: tuple[tuple[int, str, str], Row]) -> tuple[int, int, int]:
@@ -252,120 +213,149 @@ def _row_order(item: tuple[tuple[int, str, str], Row]) -> tuple[int, int, int]:
     return size, PHASES.index(phase), _TOOL_ORDER.index(tool)
 
 
-def _ratio(value: float | None, base: float | None) -> float | None:
-    return value / base if value is not None and base else None
+def rss_floor_note() -> str:
+    """A child's ru_maxrss includes the pages of the process it was spawned from (the kernel
+    carries the old memory's peak across exec, vfork or not): ours is the floor of every figure."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f"peak MB: ru_maxrss; never below this benchmark's own {own:.1f} MB (spawning counts it)"
 
 
-def targets(rec: Recorder, sizes: list[int]) -> list[dict[str, object]]:
-    out: list[dict[str, object]] = []
+def startup_table(startup: dict[str, dict[str, float]]) -> str:
+    rows = [[label, r["median"], r["rss_mb"]] for label, r in startup.items()]
+    return format_table(["start-up", "median s", "peak MB"], rows)
 
-    def add(name: str, value: float | None, limit: float) -> None:
-        out.append({"target": name, "value": value, "limit": limit, "verdict": verdict(value, limit)})
 
-    for size in sizes:
-        doit_null = rec.get(size, "doit", "null run")
-        add(f"bg run null / doit null @ {size}", _ratio(rec.get(size, "bg", "null run"), doit_null), 1.0)
-        add(
-            f"bg status null / doit null @ {size}", _ratio(rec.get(size, "bg", "null status"), doit_null), 1.0
+# ---- running -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    rec: Recorder
+    info: dict[str, object]
+    python: str  # the interpreter of the `python -c pass` row
+    startup: dict[str, dict[str, float]]
+    workloads: list[dict[str, object]]
+
+
+def find_commands(names: list[str], log: Log) -> dict[str, list[str]]:
+    commands = {}
+    for name in names:
+        argv = locate(name)
+        if argv is None:
+            hint = f" (set $BENCH_{name.upper()})" if name != "bg" else ""
+            log(f"{name}: not installed{hint}; skipped")
+        else:
+            commands[name] = argv
+    return commands
+
+
+def run_benchmark(cfg: Settings, log: Log) -> Bench:
+    rec = Recorder()
+    info = machine()
+    python = startup_interpreter(cfg.commands)
+    startup = startup_rows(cfg.commands, python, cfg.reps)
+    workloads = [bench_size(size, cfg, rec, log) for size in cfg.sizes]
+    return Bench(cfg, rec, info, python, startup, workloads)
+
+
+def to_json(bench: Bench) -> dict[str, object]:
+    cfg, rec = bench.settings, bench.rec
+    return {
+        "machine": bench.info,
+        "workload": cfg.workload,
+        "tools": {name: " ".join(argv) for name, argv in cfg.commands.items()},
+        "startup": bench.startup,
+        "startup_python": bench.python,
+        "workloads": bench.workloads,
+        "rows": [vars(r) | {"median": r.median, "peak_rss_mb": r.peak_rss} for r in rec.rows.values()],
+        "targets": targets(rec, bench.startup, bench.workloads),
+        "errors": rec.errors,
+        "notes": rec.notes,
+        "doit_backend": DOIT_BACKEND,
+        "reps": cfg.reps,
+        "full_reps": cfg.full_reps,
+        "peer_limit_s": cfg.peers.limit_s,
+        "peer_full_reps": cfg.peers.full_reps,
+    }
+
+
+def report(bench: Bench) -> str:
+    cfg, rec = bench.settings, bench.rec
+    lines = [f"{machine_line(bench.info)}, workload {cfg.workload}, doit --backend {DOIT_BACKEND}"]
+    lines += [f"# python -c pass: {bench.python}", startup_table(bench.startup), ""]
+    for w in bench.workloads:
+        lines.append(
+            f"# {w['stages']} stages ({w['file_size']} B per data file): touch/edit {w['changed_file']}"
+            f" ({w['affected_stages']} downstream)"
         )
-    if 1000 in sizes:
-        for j in ("-j1", "-j2"):
-            add(
-                f"bg full {j} / make full {j} @ 1000",
-                _ratio(rec.get(1000, "bg", f"full {j}"), rec.get(1000, "make", f"full {j}")),
-                2.0,
-            )
-    if 1000 in sizes and 10000 in sizes:
-        add(
-            "bg full -j1 @ 10000 / @ 1000",
-            _ratio(rec.get(10000, "bg", "full -j1"), rec.get(1000, "bg", "full -j1")),
-            12.0,
+    lines += [
+        table(rec),
+        f"# {rss_floor_note()}",
+        "",
+        targets_table(targets(rec, bench.startup, bench.workloads)),
+    ]
+    lines += [f"# note: {note}" for note in rec.notes]
+    lines += [f"\nFAILED {err}" for err in rec.errors]
+    return "\n".join(lines)
+
+
+def parser(description: str | None = __doc__) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=sizes_arg, default="10,100,1000", help="comma-separated stage counts")
+    p.add_argument("--reps", type=int, default=5, help="repetitions of null/touch/edit runs (median taken)")
+    p.add_argument("--full-reps", type=int, help="repetitions of full builds (default: --reps)")
+    p.add_argument("--tools", type=tools_arg, default=",".join(ALL_TOOLS), help="a subset of %(default)s")
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default=DEFAULT_WORKLOAD)
+    p.add_argument("--peer-limit", type=float, default=150.0, help="Snakemake/DVC: seconds per command")
+    p.add_argument("--peer-full-reps", type=int, default=1, help="Snakemake/DVC: full builds per size")
+    p.add_argument("--out", type=Path, help="write all timings as JSON here")
+    return p
+
+
+def sizes_arg(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected stage counts like 10,100,1000") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: stage counts must be at least 1")
+    return sizes
+
+
+def tools_arg(text: str) -> list[str]:
+    names = [t for t in text.split(",") if t]
+    unknown = sorted(set(names) - set(ALL_TOOLS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {', '.join(unknown) or 'empty list'} (known: {','.join(ALL_TOOLS)})"
         )
-        growth = {
-            t: _ratio(rec.get(10000, t, "full -j1"), rec.get(1000, t, "full -j1")) for t in ("bg", "make")
-        }
-        info = {
-            # load changes between the sizes' phases: make's own growth, same run, tells how much
-            "bg full growth / make full growth (10000 vs 1000, -j1)": _ratio(growth["bg"], growth["make"]),
-            "bg null run @ 10000 / @ 1000 (linear would be 10)": _ratio(
-                rec.get(10000, "bg", "null run"), rec.get(1000, "bg", "null run")
-            ),
-        }
-        out += [
-            {"target": name, "value": value, "limit": None, "verdict": "info"} for name, value in info.items()
-        ]
-    for size in sizes:
-        rewritten = [
-            max(r.rewritten)
-            for (s, t, p), r in rec.rows.items()
-            if s == size and t == "bg" and p.startswith(("touch", "null"))
-        ]
-        if rewritten:
-            out.append(
-                {
-                    "target": f"bg rewrote nothing on null/touch runs @ {size}",
-                    "value": max(rewritten),
-                    "limit": 0,
-                    "verdict": "meets" if max(rewritten) == 0 else "MISSES",
-                }
-            )
-    return out
+    return names
 
 
-def targets_table(items: list[dict[str, object]]) -> str:
-    return format_table(
-        ["target", "value", "limit", "verdict"],
-        [[t["target"], t["value"], t["limit"], t["verdict"]] for t in items],
+def settings(ns: argparse.Namespace, plan: Plan, log: Log) -> Settings:
+    return Settings(
+        sizes=ns.sizes,
+        reps=ns.reps,
+        full_reps=ns.full_reps or ns.reps,
+        commands=find_commands(ns.tools, log),
+        workload=ns.workload,
+        plan=plan,
+        peers=PeerLimits(ns.peer_limit, ns.peer_full_reps),
     )
 
 
+def log_stderr(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="10,100,1000", help="comma-separated stage counts")
-    p.add_argument("--reps", type=int, default=5, help="repetitions of null/touch/edit runs (median taken)")
-    p.add_argument("--full-reps", type=int, help="repetitions of full builds (default: --reps)")
-    p.add_argument("--tools", default="bg,make,doit", help="comma-separated subset of bg,make,doit")
-    p.add_argument("--out", type=Path, help="write all timings as JSON here")
-    ns = p.parse_args(argv)
-    sizes = [int(s) for s in ns.sizes.split(",")]
-    names = [t for t in ns.tools.split(",") if t]
-    full_reps = ns.full_reps or ns.reps
-
-    def log(text: str) -> None:
-        print(f"# {text}", file=sys.stderr, flush=True)
-
-    rec = Recorder()
-    info = machine()
-    startup = startup_rows(names, ns.reps)
-    workloads = [bench_size(size, ns.reps, full_reps, names, rec, log) for size in sizes]
-    checks = targets(rec, sizes)
-    print(f"{machine_line(info)}, doit --backend {DOIT_BACKEND}")
-    print(format_table(["start-up", "median s"], list(startup.items())))
-    print()
-    for w in workloads:
-        affected = w["affected_stages"]
-        print(f"# {w['stages']} stages: touch/edit {w['changed_file']} ({affected} stages downstream)")
-    print(table(rec))
-    print()
-    print(targets_table(checks))
-    for err in rec.errors:
-        print(f"\nFAILED {err}")
+    ns = parser().parse_args(argv)
+    bench = run_benchmark(settings(ns, Plan(), log_stderr), log_stderr)
+    print(report(bench))
     if ns.out:
-        write_json(
-            ns.out,
-            {
-                "machine": info,
-                "startup": startup,
-                "workloads": workloads,
-                "rows": [vars(r) | {"median": r.median} for r in rec.rows.values()],
-                "targets": checks,
-                "errors": rec.errors,
-                "doit_backend": DOIT_BACKEND,
-                "reps": ns.reps,
-                "full_reps": full_reps,
-            },
-        )
-    return 1 if rec.errors else 0
+        write_json(ns.out, to_json(bench))
+    return 1 if bench.rec.errors else 0
 
 
 if __name__ == "__main__":
