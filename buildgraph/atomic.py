@@ -7,6 +7,7 @@ point leaves at most a stray `*.tmp-*` file, which `bg gc` removes.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from buildgraph import faults
@@ -32,7 +33,21 @@ def fsync_file(path: str | os.PathLike[str]) -> None:
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `data` atomically; `durable` also fsyncs file and directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{id(data):x}"
+    tmp = write_aside(path, data, mode, durable)
+    try:
+        os.replace(tmp, path)  # can fail too (ENOSPC growing a directory on ext4)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_aside(path: Path, data: bytes, mode: int = 0o644, durable: bool = False) -> Path:
+    """Write `data` to a new hidden temporary beside `path` (its folder must exist) and return
+    it, for the caller to rename over `path`: at once (`atomic_write`), or once something else
+    is durable (a group commit: `stores.cache.ArtefactCache.put_manifests`)."""
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(data)
@@ -45,14 +60,50 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = Tru
             os.fsync(fd)
         closing, fd = fd, -1
         os.close(closing)  # may report a deferred write error (NFS): not closed twice
-        os.replace(tmp, path)  # can fail too (ENOSPC growing a directory on ext4)
     except BaseException:
         if fd >= 0:
             os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        fsync_dir(path.parent)
+    return tmp
+
+
+def sync_filesystem(path: str | os.PathLike[str]) -> bool:
+    """Make everything written to the filesystem holding `path` durable, with one `syncfs(2)`
+    (Linux); False where there is none (the caller then fsyncs what it wrote, one by one).
+
+    One call for a whole batch is git's `core.fsyncMethod=batch` idea: per-file fsyncs each
+    wait for a journal commit; one sync of the filesystem waits once for all of them."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            import ctypes
+
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno), os.fspath(path))
+    finally:
+        os.close(fd)
+    return True
+
+
+_SYNCFS: list[object] = []  # [the libc function or None], looked up once
+
+
+def _syncfs():  # type: ignore[no-untyped-def]
+    if not _SYNCFS:
+        function = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes  # only by a run that stores something: a null run never syncs
+
+                function = ctypes.CDLL(None, use_errno=True).syncfs
+            except (OSError, AttributeError):  # no libc symbol (musl without it, a sandbox)
+                function = None
+        _SYNCFS.append(function)
+    return _SYNCFS[0]
 
 
 def append_whole(fd: int, data: bytes) -> None:

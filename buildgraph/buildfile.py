@@ -5,12 +5,12 @@ symlinks that stay inside the project). Problems of all phases are reported toge
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import hashlib
 import json
 import os
-import platform
 import stat
 import sys
 from collections.abc import Iterable, Mapping
@@ -24,6 +24,7 @@ from buildgraph.core.spec import ImageStage, RunStage, Spec
 from buildgraph.core.suggest import closest
 from buildgraph.core.values import at, problem, show, show_raw
 from buildgraph.errors import BuildfileError, Problem, UsageError
+from buildgraph.gcpause import paused
 from buildgraph.stores import symlinks
 from buildgraph.stores.tree import scan_tree
 
@@ -59,13 +60,14 @@ def load_graph(
 ) -> tuple[Spec, Graph]:
     """`load`, and the stage graph that validating it built (not built twice)."""
     text = read_text(root, file)
-    machine = platform.machine()  # the automatic platform args (TARGETARCH …) follow it
+    machine = _machine()  # the automatic platform args (TARGETARCH …) follow it
     key = _cache_key(file, text, args, params, machine)
-    found = _cached(root, key)
-    if found is not None:
-        spec, graph = found
-        problems = filesystem_problems(root, spec, file, graph)  # the disk may have changed since
-    else:
+    with paused():  # 10,000 stages: no collections while they are made (nor scanning them)
+        found = _cached(root, key)
+        if found is not None:
+            spec, graph = found
+            problems = filesystem_problems(root, spec, file, graph)  # the disk may have changed since
+    if found is None:
         from buildgraph.core.parse import analyse  # with its TOML reader: only when parsing
         from buildgraph.core.variables import platform_args
 
@@ -80,6 +82,15 @@ def load_graph(
     if problems:
         raise BuildfileError(problems)
     return spec, graph
+
+
+def _machine() -> str:
+    """`platform.machine()`, without importing `platform` where uname has it (POSIX)."""
+    if hasattr(os, "uname"):
+        return os.uname().machine
+    import platform
+
+    return platform.machine()
 
 
 def read_text(root: Path, file: str = "Buildfile.toml") -> str:
@@ -135,12 +146,31 @@ def _unchanged(root: Path, read: Mapping[str, str]) -> bool:
 
 def _remember(root: Path, key: str, spec: Spec, graph: Graph, read: Mapping[str, str]) -> None:
     cache = root / _SPEC_CACHE
-    if not cache.parent.is_dir():  # only in a project bg has run in
+    if cache.parent.is_dir():
+        _write_cache(cache, key, (spec, graph, dict(read)))
         return
+    # Only in a project bg has run in: `.bg` is made later by this very command if it runs or
+    # checks stages, so the first build leaves the cache too (parsing 10,000 stages takes ~1 s).
+    if not _unwritten:
+        atexit.register(_write_unwritten)
+    _unwritten.clear()  # the last project loaded is the one a command works on
+    _unwritten[cache] = (key, (spec, graph, dict(read)))
+
+
+_unwritten: dict[Path, tuple[str, tuple[Spec, Graph, dict[str, str]]]] = {}
+
+
+def _write_unwritten() -> None:
+    for cache, (key, parsed) in _unwritten.items():
+        if cache.parent.is_dir():
+            _write_cache(cache, key, parsed)
+
+
+def _write_cache(cache: Path, key: str, parsed: tuple[Spec, Graph, dict[str, str]]) -> None:
     import pickle
 
     with contextlib.suppress(Exception):  # a cache: never worth failing for
-        data = f"{key}\n".encode() + pickle.dumps((spec, graph, dict(read)), protocol=pickle.HIGHEST_PROTOCOL)
+        data = f"{key}\n".encode() + pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)
         atomic_write(cache, data, durable=False)
 
 
@@ -227,40 +257,79 @@ def _code_fingerprint() -> str:
     return "\n".join(sorted(found))
 
 
+_UNSEEN = "\0"  # not a path: `_Tree` has not resolved this one yet
+_CROWDED = 32  # paths in one folder from which it is listed once, rather than each path lstat-ed
+
+
 class _Tree:
     """Project paths → real paths, one `lstat` per path thanks to a cache of parent directories."""
 
     def __init__(self, root: Path) -> None:
         self.root = os.path.realpath(root)
         self._real: dict[str, str | None] = {"": self.root}
+        self._is_dir: dict[str, bool] = {}  # real path → a directory? (from the stat that found it)
+        self._listed: dict[str, dict[str, tuple[bool, bool]]] = {}  # folder → name → (link?, dir?)
         self.links: dict[str, tuple[str, str]] = {}  # project path of a symlink → (shown target, why)
+
+    def list_crowded(self, paths: Iterable[str], least: int) -> None:
+        """List once each folder holding `least` or more of `paths` (a folder of 10,000 data
+        files: one directory read, not 10,000 `lstat`s); its entries' types come from the listing."""
+        counts: dict[str, int] = {}
+        for path in paths:
+            parent = path.rpartition("/")[0]
+            counts[parent] = counts.get(parent, 0) + 1
+        for parent in (folder for folder, count in counts.items() if count >= least):
+            real = self.real(parent)
+            if real is None or not os.access(real, os.X_OK):  # unsearchable: lstat fails where it lists
+                continue
+            try:
+                with os.scandir(real) as entries:
+                    self._listed[real] = {
+                        e.name: (e.is_symlink(), e.is_dir(follow_symlinks=False)) for e in entries
+                    }
+            except OSError:
+                continue  # unreadable: each path is looked up alone
 
     def real(self, rel: str) -> str | None:
         """The real path of project path `rel`, or None when it does not exist."""
-        if rel not in self._real:
+        found = self._real.get(rel, _UNSEEN)
+        if found is _UNSEEN:
             parent, _, leaf = rel.rpartition("/")
             base = self.real(parent)
-            self._real[rel] = None if base is None else self._follow(rel, os.path.join(base, leaf))
-        return self._real[rel]
+            # `base` is a real path: "/" only for a project at the root
+            found = None if base is None else self._follow(rel, base, leaf)
+            self._real[rel] = found
+        return found
 
-    def _follow(self, rel: str, full: str) -> str | None:
-        try:
-            mode = os.lstat(full).st_mode
-        except OSError:
-            return None
-        if not stat.S_ISLNK(mode):
+    def _follow(self, rel: str, base: str, leaf: str) -> str | None:
+        full = f"{base.rstrip('/')}/{leaf}"  # `base` is a real path: "/" only for a project at the root
+        listed = self._listed.get(base, {}).get(leaf)
+        if listed is not None and not listed[0]:
+            self._is_dir[full] = listed[1]
             return full
+        if listed is None:  # not listed, or not by that name (a case-insensitive filesystem): ask
+            try:
+                mode = os.lstat(full).st_mode
+            except OSError:
+                return None
+            if not stat.S_ISLNK(mode):
+                self._is_dir[full] = stat.S_ISDIR(mode)
+                return full
         real = os.path.realpath(full)
         if not self.inside(real):
             self.links[rel] = (real, symlinks.OUTSIDE)
             return real
-        if os.path.exists(real):
+        try:
+            self._is_dir[real] = stat.S_ISDIR(os.stat(real).st_mode)
             return real
-        self.links[rel] = (os.readlink(full), symlinks.DANGLING)
-        return None
+        except OSError:
+            self.links[rel] = (os.readlink(full), symlinks.DANGLING)
+            return None
 
     def link_problem(self, path: str) -> tuple[str, str] | None:
         """The message and hint for a refused symlink that is `path` or one of its folders."""
+        if not self.links:  # none met yet: none on `path`, whose folders are all resolved
+            return None
         parts = path.split("/")
         for rel in ("/".join(parts[:count]) for count in range(1, len(parts) + 1)):  # outermost first
             if rel in self.links:
@@ -272,7 +341,7 @@ class _Tree:
     def tree_problem(self, path: str) -> tuple[str, str] | None:
         """The message and hint for the first refused symlink below the existing folder `path`."""
         real = self.real(path)
-        if real is None or not os.path.isdir(real):
+        if real is None or not self.is_dir(real):
             return None
         try:
             for _ in scan_tree(real, symlinks.Links(within=self.root, refuse=True)):
@@ -284,6 +353,10 @@ class _Tree:
         except OSError:
             return None  # unreadable: staging says so, with the reason
         return None
+
+    def is_dir(self, real: str) -> bool:
+        known = self._is_dir.get(real)
+        return os.path.isdir(real) if known is None else known
 
     def inside(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root + os.sep)
@@ -303,16 +376,18 @@ def filesystem_problems(
 ) -> list[Problem]:
     """Problems with the paths a (parsed) Spec names, as they are on disk under `root`."""
     tree, graph, problems = _Tree(root), graph or Graph(spec), []
+    paths = (p for s in spec.run_stages() for p in (*s.inputs, *(o.path for o in s.outputs)))
+    tree.list_crowded(paths, _CROWDED)
     for stage in spec.stages.values():
-        where = at("stages", stage.name)
         if isinstance(stage, RunStage):  # `where` is spelled out only for a problem: 1,000s of paths
             for index, path in enumerate(stage.inputs):
                 if found := _path_problems(tree, graph, path, "", walk=True):
-                    problems += _at(found, at(at(where, "inputs"), index))
+                    problems += _at(found, at(at(at("stages", stage.name), "inputs"), index))
             for index, output in enumerate(stage.outputs):
                 if found := _output_problems(tree, output.path, "", file):
-                    problems += _at(found, at(at(where, "outputs"), index))
+                    problems += _at(found, at(at(at("stages", stage.name), "outputs"), index))
         elif isinstance(stage, ImageStage):
+            where = at("stages", stage.name)
             for index, copy in enumerate(stage.copy):
                 for source in () if copy.from_stage or copy.from_image else copy.sources:
                     problems += _source_problems(tree, graph, source, at(at(at(where, "copy"), index), "src"))

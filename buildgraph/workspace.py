@@ -7,9 +7,12 @@ A `Workspace` is the engine's `engine.context.Files` (and its `cache` the defaul
 <root>/.bg/cache/         artefact cache: objects/ and runs/ (see stores.cache)
 <root>/.bg/stat.db        stat cache of digests (disposable)
 <root>/.bg/journal.jsonl  completions not yet folded into the lock
+<root>/.bg/lock.sha256    the sha256 of the lock bytes bg last wrote (lockfile: a hint)
 <root>/.bg/logs/          the latest log of each stage
 <root>/.bg/tmp/           scratch directories of running jobs
-<root>/.bg/runs.jsonl     one line per `bg run`: the keys it used (for `bg gc --keep-runs`)
+<root>/.bg/runs.jsonl     one line per `bg run`: the keys it used (for `bg gc --keep-runs`); a run
+                          with the last line's keys adds none (a null run again)
+<root>/.bg/uptodate/      up-to-date stamps: null runs answered from stats (buildgraph.uptodate)
 <root>/.bg/lock           the project lock (flock)
 """
 
@@ -64,8 +67,7 @@ class Workspace:
     def digest(self, rel: str) -> str | None:
         """The digest of a project path, symlinks followed inside the project (docs/buildfile.md)."""
         path = f"{self._root}/{rel}"  # a str: pathlib costs, 1,000s of times a run
-        found = self.digests.digest(path, follow_symlinks=True, links=self._links)
-        return found.digest if found else None
+        return self.digests.digest_text(path, follow_symlinks=True, links=self._links)
 
     def remember(self, rel: str, record: Mapping[str, Any]) -> None:
         """Project path `rel` now holds `record` (just materialised): nothing re-hashes it."""
@@ -90,8 +92,10 @@ class Workspace:
         self.state.mkdir(exist_ok=True)
         data = (json.dumps({"run": run_id, "keys": sorted(keys)}) + "\n").encode("utf-8")
         with writing("the run history .bg/runs.jsonl", self.history, len(data)):
-            fd = os.open(self.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.history, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                if _last_keys(fd, len(data)) == sorted(keys):
+                    return  # a null run again: the same keys, and `--keep-runs` counts kinds of runs
                 append_whole(fd, data)  # whole or not at all: a torn line would hide the next one
                 grown = os.fstat(fd).st_size > HISTORY_TRIM_BYTES
             finally:
@@ -112,3 +116,18 @@ class Workspace:
                 continue  # a torn line from a killed run
         return keys
 
+
+def _last_keys(fd: int, size: int) -> list[str] | None:
+    """The keys of the run history's last line if it is `size` bytes long, as a line of the same
+    keys (and a run id of the same length) is; None otherwise."""
+    end = os.fstat(fd).st_size
+    if end < size:
+        return None
+    tail = os.pread(fd, size + 1, end - size - 1) if end > size else b"\n" + os.pread(fd, size, 0)
+    if not tail.startswith(b"\n"):
+        return None
+    try:
+        keys = json.loads(tail[1:])["keys"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return keys if isinstance(keys, list) else None

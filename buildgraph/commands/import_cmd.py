@@ -44,6 +44,9 @@ def run(ns: argparse.Namespace) -> int:
     target = root / ns.output
     if target.exists() and not ns.force:
         raise UsageError(f"{ns.output} exists; not overwriting it", hint="pass --force, or -o another file")
+    from buildgraph.uptodate import remove_all
+
+    remove_all(root / ".bg")  # a new Buildfile: no up-to-date stamp vouches for the old one
     target.write_text(text, encoding="utf-8")
     sys.stderr.write(f"bg: wrote {ns.output} ({len(warnings)} warning{'s' * (len(warnings) != 1)})\n")
     return 0

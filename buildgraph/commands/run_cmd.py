@@ -56,9 +56,13 @@ def run(ns: argparse.Namespace) -> int:
             return show(session.engine().status(targets), ns.json)
     _sigterm_interrupts()
     with Session(project, ns) as session:
-        summary = session.engine().run(targets)
+        engine = session.engine()
+        summary = engine.run(targets)
         session.reporter.summary(summary.counts(), summary.duration)
         session.show_metrics(summary)
+        from buildgraph.commands.stamp import after_run
+
+        after_run(ns, project, engine, targets, summary)  # a null run: the next one is a stat per path
     if summary.failed:
         first = summary.outcomes[summary.failed[0]]
         more = f" (and {len(summary.failed) - 1} more)" if len(summary.failed) > 1 else ""

@@ -47,6 +47,9 @@ class Session:
         self._lock = ProjectLock(self.ws.state / "lock", shared=self.shared, on_wait=self._waiting)
         self._lock.__enter__()
         if not self.shared:
+            from buildgraph.uptodate import remove_all
+
+            remove_all(self.ws.state)  # before anything changes: no stamp may vouch for it
             stages = set(self.project.spec.stages)  # type: ignore[attr-defined]
             try:
                 self._folded = fold(self.ws.lock_path, self.ws.journal_path, keep=stages)

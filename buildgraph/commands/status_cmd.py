@@ -26,7 +26,13 @@ def run(ns: argparse.Namespace) -> int:
     targets = check_targets(project, ns.targets)
     ns.quiet = True
     with Session(project, ns, shared=True) as session:
-        return show(session.engine().status(targets), ns.json)
+        engine = session.engine()
+        decisions = engine.status(targets)
+        show(decisions, ns.json)
+        from buildgraph.commands.stamp import after_status
+
+        after_status(ns, project, engine, targets, decisions)  # null: the next is a stat per path
+    return 0
 
 
 _LABEL = {"skip": "up to date", "restore": "restore", "run": "run", "build": "build"}
@@ -36,14 +42,21 @@ def show(decisions: list[Any], as_json: bool) -> int:
     if as_json:
         json.dump([d.as_dict() for d in decisions], sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
+    else:
+        sys.stdout.write(render(decisions))
+    return 0
+
+
+def render(decisions: list[Any]) -> str:
+    """The status table and its last line (also what an up-to-date stamp prints)."""
     width = max((len(d.stage) for d in decisions), default=5)
+    lines = []
     for d in decisions:
         action = _LABEL[d.action] + ("?" if d.tentative else "")
         reasons = "; ".join(r.text() for r in d.reasons)
-        sys.stdout.write(f"{d.stage:<{width}}  {action:<10}  {reasons}".rstrip() + "\n")
+        lines.append(f"{d.stage:<{width}}  {action:<10}  {reasons}".rstrip() + "\n")
     todo = sum(1 for d in decisions if d.action != "skip")
-    sys.stdout.write(
+    lines.append(
         f"{todo} of {len(decisions)} stages to run or restore\n" if todo else "everything is up to date\n"
     )
-    return 0
+    return "".join(lines)

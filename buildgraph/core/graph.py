@@ -81,13 +81,13 @@ class Graph:
 
     def producers_inside(self, path: str) -> list[tuple[str, str]]:
         """(stage, output) for every declared output strictly inside directory `path`."""
-        prefix = path + "/"
-        start = bisect.bisect_left(self._outputs, prefix)
+        prefix, outputs = path + "/", self._outputs
+        index = bisect.bisect_left(outputs, prefix)
         found = []
-        for output in self._outputs[start:]:
-            if not output.startswith(prefix):
-                break
-            found.append(self._producers[output])
+        # indexed, not sliced: a slice copies every later output, once per path (quadratic)
+        while index < len(outputs) and outputs[index].startswith(prefix):
+            found.append(self._producers[outputs[index]])
+            index += 1
         return found
 
     def input_sources(self, name: str) -> list[tuple[str, str | None]]:

@@ -30,8 +30,13 @@ KEY_VERSION = 2
 Material = dict[str, Any]
 
 
+# = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False), whose arguments
+# make an encoder at each call: once per step of a run
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(obj).encode("utf-8")
 
 
 def key_of(material: Mapping[str, Any]) -> str:
@@ -117,6 +122,8 @@ def _copy_material(
 
 
 def param_values(spec: Spec, names: tuple[str, ...]) -> dict[str, Any]:
+    if not names:
+        return {}
     by_name: dict[str, Param] = {p.name: p for p in spec.params}
     return {name: by_name[name].value for name in names if name in by_name}
 
@@ -138,7 +145,7 @@ def run_material(
     fingerprint such as `{"host": "linux/x86_64"}`. `input_digests` maps each input
     path to its digest (None when it does not exist yet).
     """
-    args = dict(spec.args)
+    args = dict(spec.args) if stage.args_used else {}
     return {
         "kind": "run",
         "environment": dict(environment),

@@ -5,25 +5,31 @@ drawing device ids from a pool so they never oversubscribe the GPUs. Deciding ha
 this thread as soon as a step is ready, after every upstream step settled: a rerun that
 reproduced identical bytes leaves the downstream key unchanged (early cutoff). Steps are
 handed to workers ahead of a free slot (at most `jobs` waiting), so a freed slot starts the
-next command at once; a step gives its slot back when its command succeeds and counts as
-done once stored. Every step is driven through `steps.Step`, whatever its kind.
+next command at once; a step gives its slot back when its command succeeds, its downstream
+steps may start once it is stored, and it counts as done once committed: the steps that ran
+are recorded in batches (`commit.GroupCommit`), a few times a second and when the run ends.
+Every step is driven through `steps.Step`, whatever its kind.
 
 Stopping: a failure (without --keep-going) stops handing out steps and turns away those
 waiting for a slot; an exception that is no stage's failure stops the run too, and is raised
 once the steps running have settled; Ctrl-C cancels the running commands, records the steps
-that completed, and raises `Interrupted`.
+that completed, and raises `Interrupted`. However the run ends, the steps that completed
+are committed before it returns or raises.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from buildgraph import stage_secrets
+from buildgraph.diskfull import writing
+from buildgraph.engine.commit import Batch, GroupCommit
 from buildgraph.engine.context import Context
 from buildgraph.engine.outcome import Outcome, StepStatus, Summary, not_the_stages_fault
-from buildgraph.engine.slots import Slots
+from buildgraph.engine.slots import Claim, Slots
 from buildgraph.engine.steps import Decided, Step
 from buildgraph.engine.walk import Walk
 from buildgraph.errors import Interrupted
@@ -42,6 +48,9 @@ class Builder:
         self.walk = Walk(upstreams)
         self.slots = Slots(ctx.options.jobs, ctx.options.gpus)
         self.journal = Journal(ctx.files.journal_path)
+        self.commits = GroupCommit(ctx.store, self.journal)
+        self._committing: Future[list[Outcome]] | None = None  # a batch the committer writes
+        self._committer: ThreadPoolExecutor | None = None
         self.summary = Summary()
         self.running: set[Future[Outcome]] = set()
         self.ran: set[str] = set()  # steps that ran (their downstream skips are cutoffs)
@@ -53,21 +62,22 @@ class Builder:
     def run(self) -> Summary:
         try:
             self._loop()
+            self._commit()
             if self.error is not None:  # the steps that were running have settled and are recorded
                 raise self.error  # here, not after `finally`: its clean-up may meet the same full disk
         except KeyboardInterrupt:
             self.ctx.cancel.set()
             self.slots.stop()
-            for future in list(self.running):
-                self._settle(future.result())
+            self._settle_running()
+            self._commit()
             raise Interrupted(
                 "interrupted; completed stages were recorded", hint="run `bg run` again to resume"
             ) from None
         except Exception as exc:
             if exc is not self.error:  # raised here (deciding, a secret, a pull): workers still wait
                 self.slots.stop()  # for a slot; none may start after the run has failed
-                for future in list(self.running):
-                    self._settle(future.result())
+                self._settle_running()
+            self._commit_after(exc)
             raise
         finally:
             self._close()
@@ -83,8 +93,73 @@ class Builder:
             for future in self.slots.wait(self.running):
                 self.running.remove(future)
                 self._receive(future.result())
+            if self.commits.due():
+                self._commit_in_background()
+
+    def _settle_running(self) -> None:
+        """Wait for the steps still running (stopped or cancelled) and settle them."""
+        for future in list(self.running):
+            self.running.discard(future)
+            outcome = future.result()
+            if outcome.record is not None:  # it completed: recorded like any other
+                self.commits.add(outcome.record, outcome)
+            self._settle(outcome)
+
+    def _commit(self) -> None:
+        """Record the steps that ran since the last commit, then report them done."""
+        self._landed()
+        if not self.commits.pending:
+            return
+        with writing("the run manifests and journal", self.ctx.store.root):
+            committed = self.commits.commit()
+        for outcome in committed:
+            self._report(outcome)
+
+    def _commit_in_background(self) -> None:
+        """Hand the batch to the committer thread (once the one before it landed): writing
+        manifests (a new file each) and syncing take a few ms a step, which would hold up
+        handing out the next steps."""
+        self._landed()
+        if self._committer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bg-commit")
+        self._committing = self._committer.submit(self._write, self.commits.take())
+
+    def _write(self, batch: Batch) -> list[Outcome]:
+        with writing("the run manifests and journal", self.ctx.store.root):
+            return self.commits.write(batch)
+
+    def _landed(self) -> None:
+        """Wait for the batch being written, report its steps done; raises what it raised."""
+        committing, self._committing = self._committing, None
+        if committing is None:
+            return
+        try:
+            committed = committing.result()
+        finally:
+            self.commits.landed()
+        for outcome in committed:
+            self._report(outcome)
+
+    def _report(self, outcome: Outcome) -> None:
+        outcome.record = None  # committed, if it had one: 10,000 manifests are not kept to the end
+        self.ctx.reporter.finish(
+            outcome.stage, outcome.status, outcome.duration, outcome.error, log=outcome.log_path
+        )
+
+    def _commit_after(self, error: Exception) -> None:
+        """Commit what completed before `error` stopped the run. A second failure (the same
+        full disk, say) must not hide the first, which is the one raised: those steps rerun."""
+        with contextlib.suppress(Exception):
+            self._landed()
+        if self.commits.pending:
+            with contextlib.suppress(Exception):
+                self._commit()
 
     def _close(self) -> None:
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)  # landed already, unless the run raised first
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self.journal.close()
@@ -109,9 +184,16 @@ class Builder:
                 continue
             if decided.decision.action in ("run", "build"):
                 stage_secrets.require({step.name: step.missing_secrets()})
+            if self.commits.holds(self.ctx.graph.upstreams(step.name)):
+                self._commit()  # a step starts once what it reads is recorded: killing bg during
+                # a long command never costs the steps it follows (independent ones batch up)
             self.ctx.scratch.make()
-            self.slots.queue()
-            future = self._workers().submit(self._work, step, decided)
+            claim = self.slots.claim(step.gpus(), self._on_admit(step.name, decided))
+            try:
+                future = self._workers().submit(self._work, step, decided, claim)
+            except BaseException:
+                claim.release()  # its turn must not hold back the steps handed out after it
+                raise
             self.slots.watch(future)
             self.running.add(future)
 
@@ -139,21 +221,26 @@ class Builder:
         return self._pool
 
     # ---------------------------------------------------------------- one step (a worker)
-    def _work(self, step: Step, decided: Decided) -> Outcome:
-        """A worker's whole step: wait for a slot, then restore, run or build, and store."""
+    def _on_admit(self, name: str, decided: Decided) -> Callable[[], None]:
+        """What a step's claim does once admitted: report the step started."""
+        decision, reporter = decided.decision, self.ctx.reporter
+        return lambda: reporter.start(name, decision.action, [r.text() for r in decision.reasons])
+
+    def _work(self, step: Step, decided: Decided, claim: Claim) -> Outcome:
+        """A worker's whole step: prepare it, wait for a slot, restore, run or build, and store."""
         decision = decided.decision
-        claim = self.slots.take(step.gpus())
-        if claim is None:
-            return Outcome(step.name, StepStatus.UNREACHED, decision)  # stopped before it could start
         try:
-            self.ctx.reporter.start(step.name, decision.action, [r.text() for r in decision.reasons])
             started = time.monotonic()
             try:
                 outcome = step.execute(decided, claim, self.journal)
             except Exception as exc:  # must not hang the scheduler: the run stops and raises it
                 outcome = not_the_stages_fault(step.name, decision, time.monotonic() - started, exc)
-            reporter = self.ctx.reporter
-            reporter.finish(step.name, outcome.status, outcome.duration, outcome.error, log=outcome.log_path)
+            if outcome.status == StepStatus.UNREACHED:
+                return outcome
+            if not claim.admitted:  # it ended while being prepared (inputs that cannot be staged)
+                self._on_admit(step.name, decided)()
+            if outcome.record is None:  # a step that ran is reported done once committed
+                self._report(outcome)
             failed = outcome.status == StepStatus.FAILED and not self._keep_going
             if outcome.status == StepStatus.CANCELLED or failed or outcome.exception is not None:
                 self.slots.stop()  # before the slot frees: no other step starts
@@ -165,6 +252,8 @@ class Builder:
     def _receive(self, outcome: Outcome) -> None:
         if outcome.status == StepStatus.DONE:
             self.ran.add(outcome.stage)
+        if outcome.record is not None:
+            self.commits.add(outcome.record, outcome)
         self._settle(outcome)
         if outcome.exception is not None and self.error is None:
             self.error = outcome.exception

@@ -28,6 +28,7 @@ from buildgraph.engine.run_step import RunStep
 from buildgraph.engine.steps import Decided, Step
 from buildgraph.errors import EnvironmentProblem
 from buildgraph.executors.base import Executor
+from buildgraph.gcpause import frozen
 from buildgraph.lockfile import Lock, current
 from buildgraph.report import Reporter
 from buildgraph.stores.base import Store
@@ -114,15 +115,16 @@ class Engine:
         decisions: dict[str, Decision] = {}
         selected = self.select(targets)
         chosen = set(selected)
-        for name in selected:
-            # an image's key is known before it is built: only run steps leave a step tentative
-            ups = sorted(u for u in self.ctx.graph.upstreams(name) if u in chosen)
-            pending = tuple(u for u in ups if decisions[u].action == "run")
-            decided = self.evaluate(name, pending)
-            decisions[name] = decided.decision
-            planned = self.step(name).planned(decided)
-            if planned is not None:
-                self.ctx.settled[name] = planned
+        with frozen():  # the loaded project is left out of garbage collections
+            for name in selected:
+                # an image's key is known before it is built: only run steps leave a step tentative
+                ups = sorted(u for u in self.ctx.graph.upstreams(name) if u in chosen)
+                pending = tuple(u for u in ups if decisions[u].action == "run")
+                decided = self.evaluate(name, pending)
+                decisions[name] = decided.decision
+                planned = self.step(name).planned(decided)
+                if planned is not None:
+                    self.ctx.settled[name] = planned
         return [decisions[n] for n in selected]
 
     # ---------------------------------------------------------------- running
@@ -136,7 +138,8 @@ class Engine:
         # handed out in the Buildfile's order, as the graph lists downstream steps
         ordered = [n for n in self.ctx.spec.stages if n in chosen]
         upstreams = {n: [u for u in self.ctx.graph.upstreams(n) if u in chosen] for n in ordered}
-        summary = Builder(self.ctx, {n: self.step(n) for n in ordered}, upstreams).run()
+        with frozen():  # the loaded project is left out of garbage collections
+            summary = Builder(self.ctx, {n: self.step(n) for n in ordered}, upstreams).run()
         summary.duration = time.monotonic() - started
         return summary
 

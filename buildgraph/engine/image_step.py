@@ -27,7 +27,7 @@ from buildgraph.core.plan import Observed, decide
 from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, Spec, StageRef
 from buildgraph.engine import recorded
 from buildgraph.engine.context import Context, Options
-from buildgraph.engine.outcome import Outcome, StepStatus, not_the_stages_fault
+from buildgraph.engine.outcome import Outcome, StepStatus, not_the_stages_fault, unreached
 from buildgraph.engine.slots import Claim
 from buildgraph.engine.steps import Decided
 from buildgraph.errors import EnvironmentProblem, StageFailed
@@ -208,10 +208,12 @@ class ImageStep:
         return {}
 
     def execute(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
+        decision = decided.decision
+        if not claim.admit():
+            return unreached(self.name, decision)
         started = time.monotonic()
         log_path = self.ctx.files.logs / f"{self.name}.log"
         rel_log = self.ctx.rel(log_path)
-        decision = decided.decision
         with open(log_path, "w", encoding="utf-8") as log:
 
             def on_line(line: str) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from buildgraph.core.plan import Decision
 from buildgraph.errors import BgError
+
+if TYPE_CHECKING:
+    from buildgraph.engine.commit import Record
 
 
 class StepStatus(StrEnum):
@@ -40,6 +44,7 @@ class Outcome:
     # not a stage's failure (an environment problem, a bug): the run stops and raises it
     exception: BaseException | None = None
     hint: str = ""  # what the user might do about a failure
+    record: Record | None = None  # a step that ran: what the group commit records, then reports
 
 
 @dataclass
@@ -60,6 +65,11 @@ class Summary:
     def keys(self) -> list[str]:
         """The keys the run used (for `bg gc --keep-runs`)."""
         return [o.decision.key for o in self.outcomes.values() if o.decision is not None]
+
+
+def unreached(name: str, decision: Decision | None) -> Outcome:
+    """A step handed out that the run stopped before it could start."""
+    return Outcome(name, StepStatus.UNREACHED, decision)
 
 
 def not_the_stages_fault(name: str, decision: Decision | None, duration: float, exc: Exception) -> Outcome:

@@ -2,19 +2,22 @@
 
 Crash safety, in the order things happen when it runs:
     executor writes outputs in a scratch dir  → killed here: nothing recorded, step reruns
-    outputs moved into store objects (fsync)  → killed here: stray objects, gc removes them
-    run manifest written (atomic, last)       → killed here: next run restores from the store
-    outputs materialised into the workspace
-    one journal line appended                 → folded into Buildfile.lock at the end
+    outputs moved into store objects          → killed here: stray objects, gc removes them
+    outputs materialised into the workspace   → killed here: the step reruns (no lock entry);
+                                                fails (a full disk): the manifest alone is
+                                                committed, and the next run restores from it
+    group commit (engine/commit.py), with the steps that ended near it:
+      manifest durable, then renamed in place → killed before: the step reruns
+      one journal line appended               → killed before: next run restores from the store
+    journal folded into Buildfile.lock at the end of the run
 
-The slot is handed back as soon as the command succeeded, so storing its outputs (hashing,
-fsyncs) overlaps the next command; the step counts as done only once stored.
+The slot is handed back as soon as the command succeeded, so storing its outputs (hashing)
+overlaps the next command; the step counts as done once committed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -28,8 +31,9 @@ from buildgraph.core.plan import Decision, Observed, decide
 from buildgraph.core.spec import DebianBase, ImageRef, ImageStage, RunStage, StageRef
 from buildgraph.diskfull import tree_bytes, writing
 from buildgraph.engine import recorded
+from buildgraph.engine.commit import Record
 from buildgraph.engine.context import Context
-from buildgraph.engine.outcome import Outcome, StepStatus
+from buildgraph.engine.outcome import Outcome, StepStatus, not_the_stages_fault, unreached
 from buildgraph.engine.slots import Claim
 from buildgraph.engine.steps import Decided
 from buildgraph.executors.base import Job, Result
@@ -116,6 +120,10 @@ class RunStep:
     # ---------------------------------------------------------------- doing
     def execute(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
         started = time.monotonic()
+        # a command is admitted by the executor once its inputs are staged; a restore, or a
+        # command that needs GPU ids in its environment, first
+        if (decided.decision.action == "restore" or self.gpus()) and not claim.admit():
+            return unreached(self.name, decided.decision)
         if decided.decision.action == "restore":
             restored = self._restore(decided, journal)
             if restored is not None:
@@ -139,27 +147,38 @@ class RunStep:
         ctx, name, decision = self.ctx, self.name, decided.decision
         scratch = ctx.scratch.take(name)
         log_path = ctx.files.logs / f"{name}.log"
-        job = self._job(scratch, log_path, claim.gpu_ids)
+        job = dataclasses.replace(self._job(scratch, log_path, claim.gpu_ids), admit=claim.admit)
         rel_log = ctx.rel(log_path)
         try:
             on_line = lambda line: ctx.reporter.line(name, line)  # noqa: E731
             started = time.time()  # wall-clock times for the provenance (durations are monotonic)
             result = ctx.executor.run(job, on_line=on_line, cancel=ctx.cancel)
+            if result.interrupted and not claim.admitted:  # stopped before it could start
+                return unreached(name, decision)
             times = (started, time.time())
             failed = self._failure(decision, job, result, rel_log)
             if failed is not None:
                 return failed
             claim.release()  # succeeded: the next command may start while this step stores
+            result.settle()  # where it ran, if the executor had to wait to say
             refused = _unsafe_outputs(self.stage, result.output_root)
             if refused:  # checked before anything is stored: nothing of the step is kept
                 log = rel_log if log_path.exists() else ""
                 return Outcome(name, StepStatus.FAILED, decision, result.duration, refused, log)
-            outputs = self._store(decided, result, log_path, times)
+            outputs, manifest = self._store(decided, result, log_path, times)
         finally:
             ctx.scratch.keep(scratch)
+        try:
+            self._materialise(outputs)
+        except Exception as exc:  # a full workspace, say: the cache entry is whole, so it is kept
+            failed = not_the_stages_fault(name, decision, result.duration, exc)  # (restored later)
+            cached = Record(name, decision.key, manifest, None)  # but not locked
+            return dataclasses.replace(failed, record=cached)
         entry = recorded.run_entry(decision.key, decided.material, outputs, result.environment)
-        journal.record(name, entry.to_json())
-        return Outcome(name, StepStatus.DONE, decision, result.duration, "", rel_log, entry.digests())
+        record = Record(name, decision.key, manifest, entry.to_json())  # committed by the builder
+        return Outcome(
+            name, StepStatus.DONE, decision, result.duration, "", rel_log, entry.digests(), record=record
+        )
 
     def _failure(self, decision: Decision, job: Job, result: Result, rel_log: str) -> Outcome | None:
         """The outcome of a command that was interrupted or failed; None when it succeeded."""
@@ -221,7 +240,11 @@ class RunStep:
         return undeclared_input_hint(self.name, lines, self.stage.inputs, exists, roots)
 
     # ---------------------------------------------------------------- storing
-    def _store(self, decided: Decided, result: Result, log_path: Path, times: Times) -> Records:
+    def _store(
+        self, decided: Decided, result: Result, log_path: Path, times: Times
+    ) -> tuple[Records, dict[str, Any]]:
+        """Store the outputs and log as objects; returns their records and the run manifest,
+        for the group commit to write."""
         store, name, key, output_root = self.ctx.store, self.name, decided.decision.key, result.output_root
         outputs: Records = {}
         for o in self.stage.outputs:  # a full disk: no manifest, so the step reruns (stray objects: gc)
@@ -237,11 +260,7 @@ class RunStep:
             key, name, decided.material, outputs, log, result.duration, self.ctx.executor.name,
             self.ctx.run_id, result.environment, statement,
         )
-        document = manifest.to_json()
-        with writing(f"the run manifest of stage '{name}'", store.root, lambda: len(json.dumps(document))):
-            store.put_manifest(key, document)
-        self._materialise(outputs)
-        return outputs
+        return outputs, manifest.to_json()
 
     def _provenance(
         self, decided: Decided, outputs: Records, log: str, environment: Mapping[str, Any], times: Times

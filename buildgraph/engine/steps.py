@@ -7,7 +7,9 @@ in `isinstance` branches of the builder. Deciding always goes through the pure c
 (`core.plan.decide`): a step only gathers what it observed.
 
 Threads: `decide`, `planned` and `skip` run on the builder's thread; `execute` on a worker,
-which has already taken the step's slot (and its GPUs).
+which admits the step's `Claim` (waits for a slot and its GPUs) right before its command or
+build starts, so preparing it overlaps the step before; a step the run stopped before its
+admission is `unreached`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Step(Protocol):
         ...
 
     def execute(self, decided: Decided, claim: Claim, journal: Journal) -> Outcome:
-        """Restore, run or build the step, store and journal what it produced. A failure of
-        the stage is an outcome; anything else (a full disk, a bug) may be raised."""
+        """Restore, run or build the step (once `claim` is admitted), store and journal what it
+        produced. A failure of the stage is an outcome; anything else (a full disk, a bug) may
+        be raised."""
         ...

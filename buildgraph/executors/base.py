@@ -13,6 +13,7 @@ from `Result.output_root`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,9 @@ class Job:
     secrets: tuple[tuple[str, Path], ...] = ()  # (name, file holding the value)
     workdir: str = "/work"  # container-side project root (docker only)
     hostname: str = ""  # the container's hostname ("" = the engine's choice; docker only)
+    # called by the executor right before it starts the command, once the job is prepared: waits
+    # for a command slot (engine/slots.py); False: the run stopped, return `not_admitted`
+    admit: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
 
 
 @dataclass
@@ -59,10 +63,27 @@ class Result:
     # where the command ran (executors/fingerprint.py): python, torch, cuda, gpu, os …; {} when
     # it did not start
     environment: dict[str, Any] = field(default_factory=dict)
+    # or not known yet (the host probe of a first command may still run): `settle` fills it,
+    # which the engine calls once the job's slot is free for the next command
+    environment_later: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> Result:
+        """Fill `environment` if it was left for later; returns the result."""
+        if self.environment_later is not None:
+            self.environment, self.environment_later = self.environment_later(), None
+        return self
 
     @property
     def ok(self) -> bool:
         return self.exit_status == 0 and not self.error and not self.interrupted
+
+
+def not_admitted(job: Job, output_root: Path) -> Result:
+    """The result of a job whose command never started: the run stopped while it waited for a
+    slot (`Job.admit` said no). Nothing of it is recorded; its log is left as it was."""
+    from buildgraph.executors.workdir import NOT_STARTED
+
+    return Result(NOT_STARTED, output_root, 0.0, job.log_path, interrupted=True)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from buildgraph.dockerd.containers import owner_labels, remove
 from buildgraph.dockerd.policy import Policy, outermost, run_policy
 from buildgraph.dockerd.sdk import sdk
 from buildgraph.errors import EnvironmentProblem
-from buildgraph.executors.base import Cancel, Job, Result, shell_argv
+from buildgraph.executors.base import Cancel, Job, Result, not_admitted, shell_argv
 from buildgraph.lines import LineSink
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class DockerExecutor:
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         out = job.scratch / "out"
+        if not job.admit():  # a container is quick to make, not worth preparing ahead of a slot
+            return not_admitted(job, out)
         stubs = _prepare_output_root(out, job, self.user)
         start = time.monotonic()
         sdk()  # on a worker thread, maybe beside an image build: import the SDK once, whole

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from buildgraph.executors.base import Cancel, Job, Result
+from buildgraph.executors.base import Cancel, Job, Result, not_admitted
 from buildgraph.executors.fingerprint import for_job
 from buildgraph.executors.workdir import (
     NOT_STARTED,
@@ -100,9 +100,11 @@ class FakeExecutor:
 
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         started = time.monotonic()
+        workdir = work_dir(job.scratch)
+        if not job.admit():
+            return not_admitted(job, workdir)
         with self._lock:
             self.jobs.append(job)
-        workdir = work_dir(job.scratch)
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         line = f"fake: {job.stage}"
         job.log_path.write_text(line + "\n")

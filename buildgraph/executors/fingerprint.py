@@ -22,6 +22,8 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,19 +100,68 @@ def parse_probe(output: str) -> dict[str, Any]:
 
 def probe_host(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The host's environment: the probe run with `python3` from bg's PATH, and its GPUs."""
-    try:
-        done = subprocess.run(
-            PROBE_ARGV,
-            env=dict(env if env is not None else os.environ),
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT,
-            check=False,
-        )
-        found = parse_probe(done.stdout)
-    except (OSError, subprocess.TimeoutExpired):
-        found = parse_probe("")
-    return {**found, **host_gpus()}
+    return HostProbe(env).result()
+
+
+class HostProbe:
+    """The host probe, started when made and read when first needed: the interpreter's start
+    (0.1–0.3 s, more behind a pyenv shim) overlaps a first build's first command rather than
+    delaying the next one."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[str, Any] | None = None
+        try:
+            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+                PROBE_ARGV,
+                env=dict(env if env is not None else os.environ),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError:
+            self._proc = None
+        else:  # an executor dropped without close(): its probe is stopped, not left to warn
+            weakref.finalize(self, _stop, self._proc)
+
+    def done(self) -> bool:
+        """Whether `result` would answer without waiting for the probe."""
+        with self._lock:
+            return self._found is not None or self._proc is None or self._proc.poll() is not None
+
+    def result(self) -> dict[str, Any]:
+        with self._lock:
+            if self._found is None:
+                self._found = {**self._read(), **host_gpus()}
+            return self._found
+
+    def close(self) -> None:
+        """Stop a probe never read (a run that ended first): no process is left behind."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop(proc)
+
+    def _read(self) -> dict[str, Any]:
+        proc = self._proc
+        if proc is None:
+            return parse_probe("")
+        try:
+            output, _ = proc.communicate(timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return parse_probe("")
+        return parse_probe(output)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def host_gpus() -> dict[str, Any]:

@@ -22,6 +22,8 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
+_IN_PLACE_MAX = 4096  # bytes the list may have to be rewritten in place (one page)
+
 # Builtins only (read, kill, rm is the one external), so the guardian costs one process.
 _KILL_GROUPS = (
     "while read -r _; do :; done; "
@@ -51,6 +53,8 @@ class Guardian:
         self._items: set[str] = set()
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._fd: int | None = None  # FILE, open for writing in place
+        self._size = 0  # the most bytes FILE has held
 
     def add(self, item: int | str) -> None:
         """List a process group id (local) or a container name (docker)."""
@@ -71,6 +75,9 @@ class Guardian:
                 self._write()
                 _stop(self._proc)
                 self._proc = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
             self.file.unlink(missing_ok=True)
 
     def _start(self) -> None:
@@ -86,10 +93,25 @@ class Guardian:
             weakref.finalize(self, _stop, self._proc)
 
     def _write(self) -> None:
-        # Not fsynced: the guardian reads it from the page cache; a power cut kills jobs anyway.
+        # Twice per job, so in place: one pwrite over all FILE held (a shorter list padded with
+        # blank lines, which the guardian skips), whole whenever bg dies. Past a page a write
+        # could be torn, leaving ids of reaped groups: then a temporary and a rename. Not
+        # fsynced: the guardian reads it from the page cache; a power cut kills the jobs anyway.
+        data = "".join(f"{item}\n" for item in sorted(self._items)).encode()
+        if max(len(data), self._size) <= _IN_PLACE_MAX:
+            if self._fd is None:
+                fresh = 0 if self._size else os.O_TRUNC
+                self._fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | fresh, 0o600)
+            os.pwrite(self._fd, data.ljust(self._size, b"\n"), 0)
+            self._size = max(self._size, len(data))
+            return
         tmp = self.file.with_name(self.file.name + ".tmp")
-        tmp.write_text("".join(f"{item}\n" for item in sorted(self._items)))
+        tmp.write_bytes(data)
         os.replace(tmp, self.file)
+        self._size = len(data)
+        if self._fd is not None:
+            os.close(self._fd)  # it was open on the file replaced
+            self._fd = None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

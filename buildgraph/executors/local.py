@@ -34,11 +34,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from buildgraph.diskfull import NoSpace, writing
-from buildgraph.executors.base import Cancel, Job, Result, shell_argv
+from buildgraph.executors.base import Cancel, Job, Result, not_admitted, shell_argv
 from buildgraph.executors.workdir import (
     LINK_MODES,
     NOT_STARTED,
@@ -54,6 +55,7 @@ from buildgraph.lines import LineSink
 if TYPE_CHECKING:
     import subprocess
 
+    from buildgraph.executors.fingerprint import HostProbe
     from buildgraph.executors.guardian import Guardian
 
 _MAX_LINE = 64 * 1024  # a longer run of bytes without a newline is passed on in pieces
@@ -71,13 +73,20 @@ class LocalExecutor:
         self.poll_interval = poll_interval
         self._guardian: Guardian | None = None  # made with the first job (a null run needs none)
         self._guardian_lock = threading.Lock()
-        self._log_folders: set[str] = set()
-        self._host: dict[str, Any] | None = None  # probed with the first job (fingerprint.py)
+        self._logs: dict[str, set[str]] = {}  # log folder → the names of logs that may exist there
+        self._logs_lock = threading.Lock()
+        self._devnull: int | None = None  # every job's stdin, opened once
+        self._host: HostProbe | None = None  # started with the first job (fingerprint.py)
         self._host_lock = threading.Lock()
 
     def close(self) -> None:
         if self._guardian is not None:
             self._guardian.close()
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
+        if self._host is not None:
+            self._host.close()
 
     @property
     def guardian(self) -> Guardian:
@@ -92,7 +101,10 @@ class LocalExecutor:
     def run(self, job: Job, on_line: LineSink | None = None, cancel: Cancel | None = None) -> Result:
         started = time.monotonic()
         workdir = work_dir(job.scratch)
-        self._make_log_folder(job.log_path)
+        logs = self._logs_in(os.path.dirname(job.log_path))
+        old_log = job.log_path.name in logs  # a log of an earlier run, to empty
+        logs.add(job.log_path.name)  # from here on it may exist
+        host = self._host_probe()  # started now, read once a command has run
         if cancel is not None and cancel.is_set():  # Ctrl-C came while this job was queued
             job.log_path.write_bytes(b"")
             return Result(NOT_STARTED, workdir, 0.0, job.log_path, interrupted=True)
@@ -101,38 +113,64 @@ class LocalExecutor:
         except StagingError as exc:
             job.log_path.write_bytes(b"")
             return Result(NOT_STARTED, workdir, time.monotonic() - started, job.log_path, error=str(exc))
-        with _LazyLog(job.log_path, job.stage) as log:
+        if not job.admit():  # inputs staged: wait for a slot, then start at once
+            return not_admitted(job, workdir)
+        with _LazyLog(job.log_path, job.stage, old=old_log) as log:
             outcome = _Supervisor(self, job, log, on_line or _ignore, cancel).run(workdir)
         problems = [modified_inputs_problem(snapshot), outcome.error]
         if outcome.exit_status == 0 and not outcome.error and not outcome.interrupted:
             problems.append(output_problems(workdir, job.outputs))
         if any(problems) or outcome.exit_status != 0 or outcome.interrupted:
             os.close(os.open(job.log_path, os.O_WRONLY | os.O_CREAT, 0o644))  # a failure names its log
-        return Result(
+        result = Result(
             exit_status=outcome.exit_status,
             output_root=workdir,
             duration=time.monotonic() - started,
             log_path=job.log_path,
             error="; ".join(p for p in problems if p),
             interrupted=outcome.interrupted,
-            environment=self.environment(job),
         )
+        if host.done():
+            result.environment = self._environment(job, host)
+        else:  # read once the next command has its slot: the probe must not hold that up
+            result.environment_later = partial(self._environment, job, host)
+        return result
 
     def environment(self, job: Job) -> dict[str, Any]:
         """Where `job` runs: the host, probed once per executor (a null run probes nothing)."""
+        return self._environment(job, self._host_probe())
+
+    def _environment(self, job: Job, host: HostProbe) -> dict[str, Any]:
         from buildgraph.executors import fingerprint
 
+        env = job_environment(job)
+        return fingerprint.for_job(host.result(), self.name, env, fingerprint.sees_gpus(env))
+
+    def _host_probe(self) -> HostProbe:
         with self._host_lock:
             if self._host is None:
-                self._host = fingerprint.probe_host()
-        env = job_environment(job)
-        return fingerprint.for_job(self._host, self.name, env, fingerprint.sees_gpus(env))
+                from buildgraph.executors.fingerprint import HostProbe
 
-    def _make_log_folder(self, log_path: Path) -> None:
-        folder = os.path.dirname(log_path)
-        if folder not in self._log_folders:
-            os.makedirs(folder, exist_ok=True)
-            self._log_folders.add(folder)
+                self._host = HostProbe()
+            return self._host
+
+    @property
+    def devnull(self) -> int:
+        """/dev/null, read-only: a job's stdin (subprocess would open it once per job)."""
+        with self._logs_lock:
+            if self._devnull is None:
+                self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            return self._devnull
+
+    def _logs_in(self, folder: str) -> set[str]:
+        """The logs that may exist in `folder`, listed once (made if missing): a first build's
+        jobs then truncate no log that is not there (a syscall a job, slow beside a short one)."""
+        with self._logs_lock:
+            names = self._logs.get(folder)
+            if names is None:
+                os.makedirs(folder, exist_ok=True)
+                names = self._logs[folder] = set(os.listdir(folder))
+            return names
 
 
 def _memory_folder() -> Path | None:
@@ -148,14 +186,15 @@ class _LazyLog:
     than a short command. A full disk raises NoSpace from `write` (which stops the job); the
     output after it is dropped, so draining the pipe still ends."""
 
-    def __init__(self, path: Path, stage: str) -> None:
-        self.path, self.stage = path, stage
+    def __init__(self, path: Path, stage: str, old: bool = True) -> None:
+        self.path, self.stage, self.old = path, stage, old  # old: a log may be there already
         self._file: BinaryIO | None = None
         self._full = False
 
     def __enter__(self) -> _LazyLog:
-        with contextlib.suppress(FileNotFoundError):
-            os.truncate(self.path, 0)  # the previous run's log is gone at once; no new inode
+        if self.old:
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(self.path, 0)  # the previous run's log is gone at once; no new inode
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,7 +253,7 @@ class _Supervisor:
     ) -> None:
         self.job, self.log, self.cancel = job, log, cancel
         self.grace, self.poll = executor.kill_grace, executor.poll_interval
-        self.guardian = executor.guardian
+        self.guardian, self.stdin = executor.guardian, executor.devnull
         self.lines = _LineSplitter(on_line)
         self.fd: int | None = None  # read end of the output pipe; None once closed
         self.pidfd: int | None = None  # readable once the leader exits: no polling lag
@@ -249,7 +288,7 @@ class _Supervisor:
                 shell_argv(self.job.command),
                 cwd=workdir,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=self.stdin,
                 stdout=write_fd,
                 stderr=write_fd,
                 start_new_session=True,

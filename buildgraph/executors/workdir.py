@@ -150,7 +150,9 @@ def _place(source: str, name: str, folders: _Folders, link: LinkMode, snapshot: 
     st = os.stat(source)  # follows a symlinked input: the command sees the target
     dest = folders.parent_of(name)
     if not stat.S_ISDIR(st.st_mode):
-        _place_file(os.path.realpath(source), dest, link)  # os.link would link the symlink itself
+        # link(2) links a symlink itself, not what it points to: resolve only a link (a folder
+        # on the way is followed by the kernel), not every path with a realpath of lstats
+        _place_file(os.path.realpath(source) if os.path.islink(source) else source, dest, link)
         snapshot.record(source, name, st)
         return
     with contextlib.suppress(FileExistsError):

@@ -46,6 +46,12 @@ class Store(Protocol):
         """Record a run, last: ValueError if an object it names is not stored."""
         ...
 
+    def put_manifests(self, manifests: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record several runs together (a group commit): durable once it returns, each whole
+        or absent after a crash, never naming an object that is not durable. ValueError (and
+        none recorded) if an object one names is not stored."""
+        ...
+
     def has_object(self, digest: str) -> bool:
         """Whether the object is stored with the right bytes."""
         ...

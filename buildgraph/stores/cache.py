@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from buildgraph.atomic import atomic_write
+from buildgraph import faults
+from buildgraph.atomic import write_aside
 from buildgraph.stores.base import OutputRecord, RecordLike
 from buildgraph.stores.link import (
     LINK_MODES,
@@ -89,15 +90,38 @@ class ArtefactCache(ObjectStore):
 
     def put_manifest(self, key: str, manifest: Mapping[str, Any]) -> None:
         """Write the manifest last: only after every object it names is stored and durable."""
-        missing = [d for d in sorted(manifest_objects(manifest)) if not os.path.isfile(self._object(d))]
-        if missing:
-            raise ValueError(f"manifest {key[:12]}… names objects not in the cache: {missing[:3]}")
-        data = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        path = self.manifest_path(key)
-        folder = self._folder(str(path.parent))
-        atomic_write(path, data.encode("utf-8"), durable=True)  # fsyncs the file and runs/ab
-        if self._is_fresh(folder):
-            self._synced({str(self.runs)})
+        self.put_manifests({key: manifest})
+
+    def put_manifests(self, manifests: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record runs together, durably (a group commit): each manifest is written aside, one
+        sync makes them and every object stored so far durable, then each is renamed into
+        place, and a second sync makes the names durable. A crash at any point leaves each
+        manifest absent or whole, and never one naming an object a power cut could lose."""
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for key, manifest in manifests.items():
+                missing = [
+                    d for d in sorted(manifest_objects(manifest)) if not os.path.isfile(self._object(d))
+                ]
+                if missing:
+                    raise ValueError(f"manifest {key[:12]}… names objects not in the cache: {missing[:3]}")
+                data = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                path = self.manifest_path(key)
+                self._folder(str(path.parent))
+                aside = write_aside(path, data.encode("utf-8"))
+                staged.append((aside, path))
+                self._written(str(aside))
+            faults.point("manifests-staged")  # written aside, neither durable nor in place
+            self.sync()
+            while staged:
+                aside, path = staged[-1]
+                os.replace(aside, path)
+                staged.pop()
+                self._written(str(path.parent))
+            self.sync()
+        finally:
+            for aside, _ in staged:  # not renamed: nothing of them may remain
+                aside.unlink(missing_ok=True)
         self._flush_records()
 
     def get_manifest(self, key: str, verify: bool = True) -> dict[str, Any] | None:

@@ -47,11 +47,16 @@ class MemoryStore:
         return copy.deepcopy(found)
 
     def put_manifest(self, key: str, manifest: Mapping[str, Any]) -> None:
-        missing = sorted(d for d in manifest_objects(manifest) if not self.has_object(d))
-        if missing:
-            raise ValueError(f"manifest {key[:12]}… names objects not in the store: {missing[:3]}")
+        self.put_manifests({key: manifest})
+
+    def put_manifests(self, manifests: Mapping[str, Mapping[str, Any]]) -> None:
+        for key, manifest in manifests.items():  # checked first: a refused batch records none
+            missing = sorted(d for d in manifest_objects(manifest) if not self.has_object(d))
+            if missing:
+                raise ValueError(f"manifest {key[:12]}… names objects not in the store: {missing[:3]}")
         with self._lock:
-            self.manifests[key] = copy.deepcopy(dict(manifest))
+            for key, manifest in manifests.items():
+                self.manifests[key] = copy.deepcopy(dict(manifest))
 
     # ------------------------------------------------------------ objects
     def has_object(self, digest: str) -> bool:

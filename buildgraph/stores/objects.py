@@ -7,9 +7,15 @@
 `ObjectStore` is the objects half of the artefact cache (`stores.cache.ArtefactCache` adds
 the run manifests, restoring and gc to it). `ingest` takes an output's files as objects by
 rename where it may move them and each is alone on the objects' filesystem (`_claim`: made
-read-only and fsynced first), and copies them (a clone where the filesystem can) otherwise;
-either way an object is durable before its name appears, and so is the name of a prefix
-folder we create.
+read-only first), and copies them (a clone where the filesystem can) otherwise; either way
+an object never appears half-written under its name (a process killed mid-copy leaves a
+temporary).
+
+Durability is a group commit, not an fsync per object: what `ingest` and `put_object` store
+is listed as unsynced until `sync` makes all of it durable at once (an fsync per file and
+folder, or one `syncfs` for many). The cache syncs before a manifest is renamed
+into place (`ArtefactCache.put_manifests`), so a manifest never names an object a power cut
+could take away; an object no manifest names yet is worth nothing, so losing it costs nothing.
 
 Integrity before use: `verify(digest)` compares the object's lstat (inode, size, mtime_ns,
 ctime_ns) with the record written when it was stored; on any difference the object is hashed
@@ -35,7 +41,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from buildgraph import faults
-from buildgraph.atomic import atomic_write, fsync_dir, fsync_file
+from buildgraph.atomic import fsync_dir, fsync_file, sync_filesystem, write_aside
 from buildgraph.errors import EnvironmentProblem
 from buildgraph.stores.base import OutputRecord
 from buildgraph.stores.digests import DigestCache, HashStats, warn_stderr
@@ -46,6 +52,7 @@ from buildgraph.stores.tree import LINK_MODE
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _FLUSH_EVERY_S = 1.0
+_SYNCFS_FROM = 48  # paths to sync from which one syncfs is cheaper than their fsyncs (~0.1–0.3 ms each)
 
 
 class CorruptObject(EnvironmentProblem):
@@ -67,12 +74,17 @@ class ObjectStore:
         self._reflinker = Reflinker()
         self._device: int | None = None
         self._folders: set[str] = set()  # prefix folders (objects/ab, runs/ab) known to exist
-        self._fresh: set[str] = set()  # … created by us, their entry in the parent not yet fsynced
         self._folders_lock = threading.Lock()
+        # files and folders written since the last `sync`: what it must make durable
+        self._unsynced: set[str] = set()
+        self._unsynced_lock = threading.Lock()
         self._flushed = time.monotonic()
 
     def close(self) -> None:
-        self._records.close()
+        try:
+            self.sync()  # what was stored is durable once the store is closed
+        finally:
+            self._records.close()
 
     @property
     def stats(self) -> HashStats:
@@ -112,9 +124,7 @@ class ObjectStore:
 
     def put_object(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        touched: set[str] = set()
-        self._store_bytes(data, digest, touched)
-        self._synced(touched)
+        self._store_bytes(data, digest)
         return digest
 
     # ------------------------------------------------------------ storing
@@ -128,16 +138,14 @@ class ObjectStore:
         return record
 
     def _store_record(self, src: str, record: OutputRecord, move: bool) -> None:
-        touched: set[str] = set()
         if record.kind == "file":
-            self._store_file(src, record.digest, move, touched)
+            self._store_file(src, record.digest, move)
         for entry in record.tree:
             item = os.path.join(src, entry.relpath)
             if entry.mode == LINK_MODE:
-                self._store_bytes(os.fsencode(os.readlink(item)), entry.digest, touched)
+                self._store_bytes(os.fsencode(os.readlink(item)), entry.digest)
             else:
-                self._store_file(item, entry.digest, move, touched)
-        self._synced(touched)  # its stat records are written with the manifest (or at close)
+                self._store_file(item, entry.digest, move)
 
     def put_log(self, path: Path, move: bool = False) -> str:
         """Store a log file as an object (a missing file: an empty log); its digest goes in the
@@ -147,26 +155,25 @@ class ObjectStore:
         except FileNotFoundError:
             return self.put_object(b"")
 
-    def _store_file(self, src: str, digest: str, move: bool, touched: set[str]) -> None:
+    def _store_file(self, src: str, digest: str, move: bool) -> None:
         if self.verify(digest):
             return  # stored already (deduplicated)
         final = self.object_path(digest)
-        if move and self._claim(src) and self._commit(src, False, final, digest, touched):
+        if move and self._claim(src) and self._commit(src, False, final, digest):
             return
         # copied: not moving, or the rename failed (another device, a read-only folder …)
-        self._commit(self._copy_in(src, final), True, final, digest, touched)
+        self._commit(self._copy_in(src, final), True, final, digest)
 
-    def _store_bytes(self, data: bytes, digest: str, touched: set[str]) -> None:
+    def _store_bytes(self, data: bytes, digest: str) -> None:
         if self.verify(digest):
             return
         final = self.object_path(digest)
         self._folder(str(final.parent))
-        staged = temp_sibling(str(final))
-        atomic_write(Path(staged), data, mode=0o444)  # durable; renamed to its name under the lock
-        self._commit(staged, True, final, digest, touched)
+        staged = write_aside(final, data, mode=0o444)  # renamed to its name under the lock
+        self._commit(str(staged), True, final, digest)
 
     def _claim(self, src: str) -> bool:
-        """Prepare a scratch file to become an object by rename: read-only and durable.
+        """Prepare a scratch file to become an object by rename: read-only.
 
         A file with other links (say, a hardlinked input) is never taken: chmod would change
         the other names too."""
@@ -175,7 +182,6 @@ class ObjectStore:
             return False
         try:
             os.chmod(src, 0o444)
-            fsync_file(src)
         except OSError:
             return False
         return True
@@ -191,16 +197,15 @@ class ObjectStore:
         staged = temp_sibling(str(final))
         try:
             copy_file(src, staged, 0o444, self._reflinker)
-            faults.point("object-copied")  # bytes copied, not yet fsynced nor renamed
-            fsync_file(staged)
+            faults.point("object-copied")  # bytes copied, not yet renamed
         except BaseException:
             remove_path(staged)
             raise
         return staged
 
-    def _commit(self, staged: str, owned: bool, final: Path, digest: str, touched: set[str]) -> bool:
-        """Rename a durable staged file (`owned`: our temporary) to its object name, unless
-        another thread stored the object first; False if the rename is impossible."""
+    def _commit(self, staged: str, owned: bool, final: Path, digest: str) -> bool:
+        """Rename a staged file (`owned`: our temporary) to its object name, unless another
+        thread stored the object first; False if the rename is impossible."""
         with self._lock:
             if self.verify(digest):
                 if owned:
@@ -215,41 +220,53 @@ class ObjectStore:
                     raise
                 return False
             self._records.remember_stat(str(final), os.lstat(final), digest, time.time_ns())
-            touched.add(folder)
-            if self._is_fresh(folder):  # its own entry in objects/ must be durable too
-                touched.add(str(self.objects))
+            self._written(str(final), folder)
         return True
 
     # ------------------------------------------------------------ prefix folders
     def _folder(self, folder: str) -> str:
         """Make a prefix folder exist: one mkdir per folder and process, not one per object.
-
-        A folder we create goes into `_fresh` until `_synced` fsyncs its parent: the object
-        renamed into it is durable only once the folder's own name is."""
+        A folder we create is unsynced, and so is its parent (which gained its name)."""
         with self._folders_lock:
             if folder in self._folders:
                 return folder
             try:
                 os.mkdir(folder)
-                self._fresh.add(folder)
+                created = True
             except FileExistsError:
-                pass
+                created = False
             except FileNotFoundError:  # objects/ or runs/ itself is new
                 os.makedirs(folder, exist_ok=True)
-                self._fresh.add(folder)
+                created = True
             self._folders.add(folder)
+        if created:
+            parent = os.path.dirname(folder)
+            self._written(folder, parent, os.path.dirname(parent))
         return folder
 
-    def _is_fresh(self, folder: str) -> bool:
-        with self._folders_lock:
-            return folder in self._fresh
+    # ------------------------------------------------------------ durability
+    def _written(self, *paths: str) -> None:
+        """`paths` (files, folders whose entries changed) are not durable until `sync`."""
+        with self._unsynced_lock:
+            self._unsynced.update(paths)
 
-    def _synced(self, folders: set[str]) -> None:
-        """fsync `folders`, parents last; then no folder below a synced parent is fresh."""
-        for folder in sorted(folders, key=len, reverse=True):
-            fsync_dir(Path(folder))
-        with self._folders_lock:
-            self._fresh.difference_update([f for f in self._fresh if os.path.dirname(f) in folders])
+    def sync(self) -> None:
+        """Make everything stored so far durable: an fsync of each file and folder written,
+        folders deepest first, or for many of them one `syncfs` of the store's filesystem
+        (which also waits for other programs' writes there: not worth it for a few files)."""
+        with self._unsynced_lock:
+            pending, self._unsynced = self._unsynced, set()
+        if not pending:
+            return
+        try:
+            faults.point("before-sync")
+            if len(pending) < _SYNCFS_FROM or not sync_filesystem(self.root):
+                for path in sorted(pending, key=lambda p: (-p.count("/"), p)):
+                    with contextlib.suppress(FileNotFoundError):  # gone since (gc, a corrupt object)
+                        (fsync_dir if os.path.isdir(path) else fsync_file)(path)  # type: ignore[operator]
+        except BaseException:
+            self._written(*pending)  # not durable: the next sync tries again
+            raise
 
     # ------------------------------------------------------------ stat records
     def _flush_records(self) -> None:

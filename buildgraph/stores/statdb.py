@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from buildgraph.diskfull import is_no_space, problem
+from buildgraph.gcpause import paused
 
 SCHEMA_VERSION = 1
 
@@ -82,7 +83,8 @@ class StatDb:
         if conn is None:
             return {}
         try:
-            return {r[0]: tuple(r[1:]) for r in conn.execute(sql, args)}
+            with paused():  # a row per file of the project: no collections while they are made
+                return {r[0]: r[1:] for r in conn.execute(sql, args)}  # a slice of a row is a tuple
         except Exception as error:
             self._failed(error)
             return {}

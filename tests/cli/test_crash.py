@@ -125,6 +125,66 @@ def test_killed_before_the_manifest_reruns_exactly_that_stage(
     assert temporaries(two) == [] and list((two.root / ".bg/tmp").iterdir()) == []
 
 
+# Two independent stages: with -j 1, x's record waits in the batch while y runs (no step reads
+# x, so nothing commits it early), and the window is checked only right after each step is
+# received: x is never due on its own (microseconds after it was added), so x and y are
+# committed as one batch, when y is received or when the run ends. The tests count the
+# staged manifests rather than trust that reasoning.
+BATCH = """
+[stages.x]
+command = "echo x >> {ran}; echo x > x.txt"
+outputs = ["x.txt"]
+
+[stages.y]
+command = "echo y >> {ran}; echo y > y.txt"
+outputs = ["y.txt"]
+"""
+
+
+def _staged(project: Project) -> list[Path]:
+    return sorted((project.root / ".bg/cache/runs").glob("*/.*.json.tmp-*"))
+
+
+def _kill_in_the_group_commit(project: Project, point: str) -> None:
+    project.stages(BATCH)
+    done = project.run_json("-j", "1", env={"BG_CRASH_AT": point}, check=-signal.SIGKILL)
+    assert done.statuses == {}, "a step is reported finished only once committed"
+    assert sorted(project.executed()) == ["x", "y"]
+    assert not (project.root / "Buildfile.lock").exists()
+    journal = project.root / ".bg/journal.jsonl"
+    assert not journal.exists() or journal.read_bytes() == b"", "nothing journalled"
+    project.assert_sound()
+
+
+@pytest.mark.parametrize("point", ["manifests-staged", "before-sync"])
+def test_killed_before_a_batch_is_synced_reruns_its_steps(project: Project, point: str) -> None:
+    _kill_in_the_group_commit(project, point)
+    assert project.manifests() == {}, "no manifest of the batch in place"
+    assert len(_staged(project)) == 2, "both steps' manifests were in the one batch, written aside"
+
+    done = project.run_json()
+    assert done.statuses == {"x": "done", "y": "done"}
+    assert sorted(project.executed()) == ["x", "y"]
+    assert sorted(project.lock()) == ["x", "y"]
+    assert sorted(m["stage"] for m in project.manifests().values()) == ["x", "y"]
+    project.assert_sound()
+    project.bg("gc", check=0)
+    assert temporaries(project) == [] and list((project.root / ".bg/tmp").iterdir()) == []
+
+
+def test_killed_before_a_batch_is_journalled_restores_its_steps(project: Project) -> None:
+    _kill_in_the_group_commit(project, "before-journal")
+    assert sorted(m["stage"] for m in project.manifests().values()) == ["x", "y"], "committed together"
+    assert _staged(project) == []
+
+    done = project.run_json()
+    assert done.statuses == {"x": "cached", "y": "cached"}
+    assert project.executed() == []
+    assert sorted(project.lock()) == ["x", "y"]
+    assert project.read("x.txt") == "x\n" and project.read("y.txt") == "y\n"
+    project.assert_sound()
+
+
 def test_killed_while_writing_the_lock_loses_nothing(two: Project) -> None:
     keys, _ = _crash(two, "write:Buildfile.lock", b_finished=True)
     assert keys["b"] in two.manifests()  # the manifest made it: b is complete

@@ -139,4 +139,7 @@ def test_objects_land_in_prefix_folders_made_once(tmp_path: Path) -> None:
             assert cache.object_path(record.digest).read_bytes() == str(i).encode()
         folders = os.listdir(tmp_path / "cache" / "objects")
         assert all(len(f) == 2 for f in folders) and len(folders) == len(set(folders))
-        assert cache._fresh == set(), "every new folder's own entry was made durable"
+        objects = str(tmp_path / "cache" / "objects")
+        assert {objects, *(f"{objects}/{f}" for f in folders)} <= cache._unsynced, "new folders, to sync"
+        cache.sync()
+        assert cache._unsynced == set(), "every new folder's own entry was made durable"

@@ -60,25 +60,26 @@ def test_the_local_executor_reports_the_host_probed_once(tmp_path: Path, monkeyp
     import buildgraph.executors.fingerprint as fingerprint
 
     calls: list[int] = []
-    real = fingerprint.probe_host
+    real = fingerprint.HostProbe
 
-    def counted() -> dict[str, object]:
-        calls.append(1)
-        return real()
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object) -> None:
+            calls.append(1)
+            super().__init__(*args)
 
-    monkeypatch.setattr(fingerprint, "probe_host", counted)  # type: ignore[attr-defined]
+    monkeypatch.setattr(fingerprint, "HostProbe", Counted)  # type: ignore[attr-defined]
     executor = LocalExecutor()
     try:
-        first = executor.run(job(tmp_path, env=(("OMP_NUM_THREADS", "3"),)))
+        first = executor.run(job(tmp_path, env=(("OMP_NUM_THREADS", "3"),))).settle()
         (tmp_path / "again").mkdir()
-        second = executor.run(job(tmp_path / "again"))
+        second = executor.run(job(tmp_path / "again")).settle()
     finally:
         executor.close()
     assert first.ok and second.ok
     assert first.environment["executor"] == "local"
-    assert first.environment["python"] == real()["python"]
-    assert first.environment["threads"]["OMP_NUM_THREADS"] == "3"
     assert calls == [1]
+    assert first.environment["python"] == probe_host()["python"]
+    assert first.environment["threads"]["OMP_NUM_THREADS"] == "3"
 
 
 def test_the_fake_executor_reports_a_fixed_environment(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from buildgraph.executors.guardian import Guardian
+
 OWNER = """
 import sys, time
 from pathlib import Path
@@ -154,3 +156,44 @@ def test_the_guardian_script_imports_the_standard_library_only() -> None:
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+
+
+# ---------------------------------------------------------------- the list, rewritten in place
+WAIT_ONLY = ("sh", "-c", "while read -r _; do :; done", "guardian")  # lists nothing it acts on
+
+
+def _listed(file: Path) -> list[str]:
+    return [line for line in file.read_text().splitlines() if line]
+
+
+def test_the_list_is_rewritten_in_place_and_shorter_lists_are_padded(tmp_path: Path) -> None:
+    guardian = Guardian(tmp_path, WAIT_ONLY)
+    try:
+        guardian.add(111)
+        inode = guardian.file.stat().st_ino
+        guardian.add(2222)
+        assert _listed(guardian.file) == ["111", "2222"]
+        guardian.discard(2222)
+        assert _listed(guardian.file) == ["111"], "no id left behind by the longer list before"
+        assert guardian.file.read_bytes() == b"111\n" + b"\n" * 5, "padded over what it held"
+        assert guardian.file.stat().st_ino == inode, "in place: no temporary and rename per job"
+    finally:
+        guardian.close()
+    assert not guardian.file.exists()
+
+
+def test_a_list_longer_than_a_page_is_replaced_whole(tmp_path: Path) -> None:
+    guardian = Guardian(tmp_path, WAIT_ONLY)
+    try:
+        names = [f"bg-{i:04d}-{'x' * 40}" for i in range(120)]  # ~6 KB
+        for name in names:
+            guardian.add(name)
+        assert _listed(guardian.file) == sorted(names)
+        inode = guardian.file.stat().st_ino
+        for name in names[1:]:
+            guardian.discard(name)
+        assert _listed(guardian.file) == [names[0]]
+        assert guardian.file.stat().st_ino != inode, "replaced by a rename, not torn in place"
+        assert guardian.file.stat().st_size <= 4096, "back in place once the list fits a page"
+    finally:
+        guardian.close()

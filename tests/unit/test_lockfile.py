@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,78 @@ def test_sigkill_after_record_loses_nothing(paths: tuple[Path, Path]) -> None:
     lock = fold(lock_path, journal_path)
     assert [lock.get(f"s{n}") for n in range(20)] == [{"n": n} for n in range(20)]
     assert os.path.exists(lock_path) and not journal_path.exists()
+
+
+# ---------------------------------------------------------------- writing only what changed
+def canonical(stages: dict[str, object]) -> str:
+    return json.dumps({"version": 1, "stages": stages}, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+ODD_ENTRIES: dict[str, object] = {
+    'quote " and \\ back': {"key": "é ☃", "material": {"inputs": {'a,\n    "b': None}}},
+    "empty": {},
+    "nested": {"k": [1, 2.5, {"a": [], "b": {}}], "n": None, "t": True},
+}
+
+
+def folded_twice(paths: tuple[Path, Path], first: dict, then: dict) -> str:
+    """The lock bytes after a fold of `first`, then a fold that journals `then` (None: removed)."""
+    lock_path, journal_path = paths
+    for records in (first, then):
+        with Journal(journal_path) as journal:
+            for stage, value in records.items():
+                journal.record(stage, value)
+        fold(lock_path, journal_path)
+    return lock_path.read_text(encoding="utf-8")
+
+
+def test_a_fold_rewrites_changed_entries_into_the_same_bytes(paths: tuple[Path, Path]) -> None:
+    first = {f"s{n:03d}": entry(n) for n in range(50)} | ODD_ENTRIES
+    then = {"s007": entry(700), "s031": None, "new ☃": entry(5), "empty": {"now": "full"}}
+    text = folded_twice(paths, first, then)
+    expected = {k: v for k, v in (first | then).items() if v is not None}
+    assert text == canonical(expected)
+    assert (paths[1].parent / "lock.sha256").read_text() == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("note", ["stale", "missing"])
+def test_a_lock_not_written_by_bg_is_written_the_long_way(paths: tuple[Path, Path], note: str) -> None:
+    lock_path, journal_path = paths
+    folded_twice(paths, {"a": entry(1), "b": entry(2)}, {})
+    lock_path.write_text(json.dumps({"version": 1, "stages": {"a": entry(1), "b": entry(2)}}))  # by hand
+    known = journal_path.parent / "lock.sha256"
+    if note == "missing":
+        known.unlink()
+    text = folded_twice(paths, {}, {"b": entry(3)})
+    assert text == canonical({"a": entry(1), "b": entry(3)})
+
+
+def test_a_lock_is_read_again_once_its_file_changed(paths: tuple[Path, Path]) -> None:
+    lock_path, _ = paths
+
+    def aged() -> None:  # old enough for a read to be kept
+        old = time.time() - 60
+        os.utime(lock_path, (old, old))
+
+    Lock({"a": entry(1)}).save(lock_path)
+    aged()
+    assert Lock.load(lock_path).get("a") == entry(1)
+    Lock({"a": entry(2)}).save(lock_path)  # another writer: a new file
+    assert Lock.load(lock_path).get("a") == entry(2)
+    aged()
+    assert Lock.load(lock_path).get("a") == entry(2)
+    text = lock_path.read_text(encoding="utf-8")
+    with open(lock_path, "r+", encoding="utf-8") as f:  # in place, same size: its stat tells
+        f.write(text.replace(f"{2:064x}", f"{3:064x}"))
+    assert Lock.load(lock_path).get("a") == {**entry(2), "key": f"{3:064x}"}
+
+
+def test_an_unchanged_lock_is_read_once(paths: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    lock_path, _ = paths
+    Lock({"a": entry(1)}).save(lock_path)
+    old = time.time() - 60
+    os.utime(lock_path, (old, old))
+    first = Lock.load(lock_path)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read again"))
+    again = Lock.load(lock_path)
+    assert again.stages == first.stages and again is not first
