@@ -78,11 +78,6 @@ class Slots:
         with self._cond:
             return len(self._gpus_free) >= need
 
-    def queue(self) -> None:
-        """The scheduler handed a step to a worker, which will `take` a slot."""
-        with self._cond:
-            self.queued += 1
-
     def claim(self, gpus: int = 0, on_admit: Callable[[], None] = lambda: None) -> Claim:
         """Hand a step out (it is `queued`): its claim, to `admit` before its command starts;
         `on_admit` is called then, on the worker's thread."""
@@ -93,12 +88,6 @@ class Slots:
                 turn, self._next_turn = self._next_turn, self._next_turn + 1
                 self._turns[turn] = None
         return Claim(self, gpus, on_admit, turn)
-
-    def take(self, gpus: int = 0) -> Claim | None:
-        """Wait for a free slot and `gpus` free GPUs, for a step `queue`d; None once stopped
-        (do not start)."""
-        claim = Claim(self, gpus)
-        return claim if claim.admit() else None
 
     def _take(self, gpus: int, turn: int | None) -> tuple[int, ...] | None:
         with self._cond:
