@@ -153,16 +153,7 @@ class DigestCache:
             found = self.digest(where, follow_symlinks, links)
             return found.digest if found else None
         row = self._rows.get(where)  # one dict read needs no lock; a miss takes it (`cached`)
-        if (
-            row is not None
-            and row[0] == st.st_ino
-            and row[1] == st.st_size
-            and row[2] == st.st_mtime_ns
-            and row[3] == st.st_ctime_ns
-            and st.st_mtime_ns < row[5] - self._window(st.st_mtime_ns)
-        ):
-            return row[4]
-        return self.file_digest(where, st)
+        return row[4] if self._proves(row, st) else self.file_digest(where, st)
 
     def listing_digest(self, files: Iterable[tuple[str, StrPath]]) -> Digest:
         """The tree digest of chosen files and symlinks, each under its given relpath.
@@ -201,11 +192,16 @@ class DigestCache:
     def cached(self, path: str, st: os.stat_result) -> str | None:
         """The recorded digest if `st` proves the file unchanged since it was hashed, else None."""
         row = self._row(path)
-        if row is None or row[:4] != stat_key(st):
-            return None
-        if st.st_mtime_ns >= row[5] - self._window(st.st_mtime_ns):
-            return None  # racily clean: could have changed within the timestamp granularity
-        return row[4]
+        return row[4] if self._proves(row, st) else None
+
+    def _proves(self, row: Row | None, st: os.stat_result) -> bool:
+        """Whether `row` matches `st` and was hashed well after its mtime: a file changed
+        within the timestamp granularity of its hashing is racily clean, not proven."""
+        return (
+            row is not None
+            and row[:4] == stat_key(st)
+            and st.st_mtime_ns < row[5] - self._window(st.st_mtime_ns)
+        )
 
     def _window(self, mtime_ns: int) -> int:
         """The racy window for a timestamp: 2 s where the filesystem keeps whole seconds (or
